@@ -1,0 +1,202 @@
+#include "bridge/app/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "yaml-cpp/yaml.h"
+
+namespace shapebridge {
+namespace {
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  void Error(const YAML::Node& node, const std::string& key, const std::string& what) {
+    const YAML::Mark mark = node.Mark();
+    errors_.push_back(
+        absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ", key, ": ", what));
+  }
+
+  // Checks that `node` is a map whose keys are all in `allowed`, each once.
+  bool CheckMap(const YAML::Node& node, const std::string& path,
+                const std::set<std::string>& allowed) {
+    if (!node.IsMap()) {
+      Error(node, path, "must be a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& item : node) {
+      const std::string key = item.first.Scalar();
+      const std::string full = path.empty() ? key : absl::StrCat(path, ".", key);
+      if (!allowed.contains(key)) {
+        Error(item.first, full,
+              absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
+      } else if (!seen.insert(key).second) {
+        Error(item.first, full, "duplicate key");
+      }
+    }
+    return true;
+  }
+
+  template <typename T>
+  void Get(const YAML::Node& map, const std::string& path, const std::string& key, T* out) {
+    const YAML::Node node = Find(map, key);
+    if (!node) return;
+    const std::string full = absl::StrCat(path, ".", key);
+    try {
+      if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if (!node.IsSequence()) {
+          Error(node, full, "must be a list");
+          return;
+        }
+      } else if (!node.IsScalar()) {
+        Error(node, full, "must be a single value");
+        return;
+      }
+      *out = node.as<T>();
+    } catch (const YAML::Exception&) {
+      Error(node, full, absl::StrCat("has the wrong type (expected ", TypeName<T>(), ")"));
+    }
+  }
+
+  void GetMillis(const YAML::Node& map, const std::string& path, const std::string& key,
+                 std::chrono::milliseconds* out, int64_t min) {
+    int64_t value = out->count();
+    Get(map, path, key, &value);
+    if (value < min) {
+      Error(Find(map, key), absl::StrCat(path, ".", key), absl::StrCat("must be at least ", min));
+      return;
+    }
+    *out = std::chrono::milliseconds(value);
+  }
+
+  YAML::Node Find(const YAML::Node& map, const std::string& key) {
+    // The first occurrence; duplicates are reported by CheckMap.
+    for (const auto& item : map) {
+      if (item.first.Scalar() == key) return item.second;
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  template <typename T>
+  static const char* TypeName() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_integral_v<T>) return "an integer";
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) return "a list of strings";
+    return "a string";
+  }
+
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& file_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+  Parser p(file_name);
+  Config config;
+  if (!root.IsDefined() || root.IsNull()) {
+    return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
+  }
+  if (p.CheckMap(root, "", {"postgres", "replication", "log"})) {
+    if (YAML::Node pg = p.Find(root, "postgres"); pg) {
+      if (p.CheckMap(pg, "postgres", {"dsn"}))
+        p.Get(pg, "postgres", "dsn", &config.replication.dsn);
+    }
+    if (config.replication.dsn.empty()) {
+      p.Error(root, "postgres.dsn", "is required (a libpq connection string or URI)");
+    }
+    if (YAML::Node r = p.Find(root, "replication"); r) {
+      ReplicationConfig& c = config.replication;
+      if (p.CheckMap(r, "replication",
+                     {"slot", "publication", "tables", "manage_publication",
+                      "set_replica_identity_full", "protocol_version", "status_interval_ms",
+                      "heartbeat_interval_ms", "sync_interval_ms", "reconnect_backoff_min_ms",
+                      "reconnect_backoff_max_ms", "slot_busy_timeout_ms", "connect_timeout_s"})) {
+        p.Get(r, "replication", "slot", &c.slot);
+        p.Get(r, "replication", "publication", &c.publication);
+        p.Get(r, "replication", "tables", &c.tables);
+        p.Get(r, "replication", "manage_publication", &c.manage_publication);
+        p.Get(r, "replication", "set_replica_identity_full", &c.set_replica_identity_full);
+        p.Get(r, "replication", "protocol_version", &c.protocol_version);
+        if (c.protocol_version != 1 && c.protocol_version != 2) {
+          p.Error(p.Find(r, "protocol_version"), "replication.protocol_version", "must be 1 or 2");
+        }
+        p.GetMillis(r, "replication", "status_interval_ms", &c.status_interval, 100);
+        p.GetMillis(r, "replication", "heartbeat_interval_ms", &c.heartbeat_interval, 0);
+        p.GetMillis(r, "replication", "sync_interval_ms", &c.sync_interval, 1);
+        p.GetMillis(r, "replication", "reconnect_backoff_min_ms", &c.reconnect_backoff_min, 1);
+        p.GetMillis(r, "replication", "reconnect_backoff_max_ms", &c.reconnect_backoff_max, 1);
+        p.GetMillis(r, "replication", "slot_busy_timeout_ms", &c.slot_busy_timeout, 0);
+        int64_t connect_timeout = c.connect_timeout.count();
+        p.Get(r, "replication", "connect_timeout_s", &connect_timeout);
+        c.connect_timeout = std::chrono::seconds(std::max<int64_t>(connect_timeout, 1));
+      }
+    }
+    const auto name_ok = [](const std::string& name) {
+      return !name.empty() && name.size() <= 63 &&
+             name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+    };
+    if (!name_ok(config.replication.slot)) {
+      p.Error(root, "replication.slot", "must be 1 to 63 of a-z, 0-9 and _");
+    }
+    if (config.replication.publication.empty()) {
+      p.Error(root, "replication.publication", "must not be empty");
+    }
+    if (config.replication.tables.empty()) {
+      p.Error(root, "replication.tables", "name at least one table (schema.table)");
+    }
+    for (const auto& t : config.replication.tables) {
+      if (t.find('.') == std::string::npos || t.front() == '.' || t.back() == '.') {
+        p.Error(root, "replication.tables",
+                absl::StrCat("\"", t, "\" must be schema-qualified, like public.", t));
+      }
+    }
+    if (YAML::Node l = p.Find(root, "log"); l) {
+      if (p.CheckMap(l, "log", {"backend", "dir", "segment_bytes", "retention_bytes"})) {
+        p.Get(l, "log", "backend", &config.log_backend);
+        if (config.log_backend != "embedded") {
+          p.Error(p.Find(l, "backend"), "log.backend",
+                  absl::StrCat("\"", config.log_backend, "\" is not a log backend (embedded)"));
+        }
+        p.Get(l, "log", "dir", &config.log.dir);
+        p.Get(l, "log", "segment_bytes", &config.log.segment_bytes);
+        p.Get(l, "log", "retention_bytes", &config.log.retention_bytes);
+        if (config.log.segment_bytes < 4096) {
+          p.Error(p.Find(l, "segment_bytes"), "log.segment_bytes", "must be at least 4096");
+        }
+      }
+    }
+    if (config.log.dir.empty()) p.Error(root, "log.dir", "is required (a directory)");
+  }
+  if (!p.errors().empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(p.errors(), "\n"));
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+}  // namespace shapebridge

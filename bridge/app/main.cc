@@ -1,0 +1,240 @@
+// shapebridge: the composition root. Reads the config, builds the components, wires them, and
+// runs one command.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "bridge/app/config.h"
+#include "bridge/log/embedded_log.h"
+#include "bridge/replication/replicator.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace shapebridge {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::cerr << "shapebridge: " << status.message() << "\n";
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+// Blocks SIGINT and SIGTERM in every thread; the main thread then waits for them.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Waits up to `timeout` for a stop signal; true when one arrived.
+bool WaitForStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{.tv_sec = static_cast<time_t>(timeout.count() / 1000),
+              .tv_nsec = static_cast<long>((timeout.count() % 1000) * 1'000'000)};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+int RunReplicate(const std::string& config_path) {
+  const sigset_t signals = BlockStopSignals();
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  auto log = EmbeddedLog::Open(config->log);
+  if (!log.ok()) return Fail(log.status());
+  spdlog::info("[log dir={}] durable through {}", config->log.dir, (*log)->DurableLsn().ToString());
+  Replicator replicator(config->replication, **log);
+  replicator.Start();
+  while (!replicator.done()) {
+    if (WaitForStopSignal(signals, std::chrono::milliseconds(200))) {
+      spdlog::info("[replication slot={}] stop requested", config->replication.slot);
+      break;
+    }
+  }
+  replicator.Stop();
+  if (absl::Status s = replicator.exit_status(); !s.ok()) return Fail(s);
+  spdlog::info("[log dir={}] stopped; durable through {}", config->log.dir,
+               (*log)->DurableLsn().ToString());
+  return 0;
+}
+
+nlohmann::json ValueJson(const Value& v) {
+  switch (v.kind()) {
+    case ValueKind::kNull:
+      return nullptr;
+    case ValueKind::kUnchanged:
+      return {{"unchanged", true}};
+    case ValueKind::kBool:
+      return v.bool_value();
+    case ValueKind::kInt:
+      return v.int_value();
+    case ValueKind::kFloat:
+      return v.float_value();
+    default:
+      return v.DebugString();
+  }
+}
+
+std::string ChangeLine(const EmbeddedLogReader& reader, const RowChange& change, bool json) {
+  const RelationInfo* relation = reader.relation(change.relation);
+  const std::string table =
+      relation ? relation->QualifiedName() : absl::StrCat("relation#", change.relation.value());
+  const char* op = change.op == ChangeOp::kInsert   ? "insert"
+                   : change.op == ChangeOp::kUpdate ? "update"
+                                                    : "delete";
+  auto column_name = [&](size_t i) {
+    return relation && i < relation->columns.size() ? relation->columns[i].name
+                                                    : absl::StrCat("$", i + 1);
+  };
+  if (json) {
+    nlohmann::json j{{"op", op}, {"table", table}};
+    auto row = [&](const std::vector<Value>& values) {
+      nlohmann::json r = nlohmann::json::object();
+      for (size_t i = 0; i < values.size(); ++i) r[column_name(i)] = ValueJson(values[i]);
+      return r;
+    };
+    if (!change.old_values.empty()) j["old"] = row(change.old_values);
+    if (!change.new_values.empty()) j["new"] = row(change.new_values);
+    return j.dump();
+  }
+  std::string line = absl::StrCat("  ", op, " ", table);
+  const auto& values = change.op == ChangeOp::kDelete ? change.old_values : change.new_values;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (change.op == ChangeOp::kDelete && change.old_is_key_only && relation &&
+        !relation->columns[i].key) {
+      continue;
+    }
+    absl::StrAppend(&line, " ", column_name(i), "=", values[i].DebugString());
+  }
+  return line;
+}
+
+int RunLogTail(const std::string& dir, const std::string& from_text, bool follow, bool json) {
+  const sigset_t signals = BlockStopSignals();
+  Lsn from;
+  if (!from_text.empty()) {
+    auto parsed = Lsn::Parse(from_text);
+    if (!parsed.ok()) return Fail(parsed.status());
+    from = *parsed;
+  }
+  auto reader = EmbeddedLogReader::Open(dir, from);
+  if (!reader.ok()) return Fail(reader.status());
+  while (true) {
+    auto entry = (*reader)->Next();
+    if (!entry.ok()) return Fail(entry.status());
+    if (!entry->has_value()) {
+      std::cout.flush();
+      if (!follow || WaitForStopSignal(signals, std::chrono::milliseconds(100))) return 0;
+      continue;
+    }
+    if (auto* reset = std::get_if<LoggedReset>(&**entry)) {
+      if (json) {
+        std::cout << nlohmann::json{{"reset", reset->position.ToString()},
+                                    {"reason", reset->reason}}
+                         .dump()
+                  << "\n";
+      } else {
+        std::cout << "reset at " << reset->position << ": " << reset->reason << "\n";
+      }
+      continue;
+    }
+    const auto& txn = std::get<LoggedTransaction>(**entry);
+    if (json) {
+      nlohmann::json changes = nlohmann::json::array();
+      for (const auto& c : txn.changes) {
+        if (auto* row = std::get_if<RowChange>(&c)) {
+          changes.push_back(nlohmann::json::parse(ChangeLine(**reader, *row, true)));
+        } else {
+          nlohmann::json tables = nlohmann::json::array();
+          for (RelationId id : std::get<TruncateChange>(c).relations) {
+            const RelationInfo* r = (*reader)->relation(id);
+            tables.push_back(r ? r->QualifiedName() : absl::StrCat("relation#", id.value()));
+          }
+          changes.push_back({{"op", "truncate"}, {"tables", tables}});
+        }
+      }
+      std::cout << nlohmann::json{{"xid", txn.begin.xid.value()},
+                                  {"commit_lsn", txn.commit.commit_lsn.ToString()},
+                                  {"end_lsn", txn.commit.end_lsn.ToString()},
+                                  {"commit_time", txn.commit.commit_time.ToString()},
+                                  {"changes", changes}}
+                       .dump()
+                << "\n";
+      continue;
+    }
+    std::cout << "begin xid=" << txn.begin.xid.value() << " commit_lsn=" << txn.commit.commit_lsn
+              << " time=" << txn.commit.commit_time.ToString() << "\n";
+    for (const auto& c : txn.changes) {
+      if (auto* row = std::get_if<RowChange>(&c)) {
+        std::cout << ChangeLine(**reader, *row, false) << "\n";
+      } else {
+        std::cout << "  truncate";
+        for (RelationId id : std::get<TruncateChange>(c).relations) {
+          const RelationInfo* r = (*reader)->relation(id);
+          std::cout << " " << (r ? r->QualifiedName() : absl::StrCat("relation#", id.value()));
+        }
+        std::cout << "\n";
+      }
+    }
+    std::cout << "commit end_lsn=" << txn.commit.end_lsn << "\n";
+  }
+}
+
+int RunCheckConfig(const std::string& path) {
+  auto config = LoadConfig(path);
+  if (!config.ok()) return Fail(config.status());
+  std::cout << path << ": ok\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace shapebridge
+
+int main(int argc, char** argv) {
+  CLI::App app{"shapebridge: Postgres shapes to local-first clients"};
+  app.require_subcommand(1);
+
+  std::string config_path;
+  auto* replicate = app.add_subcommand(
+      "replicate", "Stream the publication's changes from the slot into the embedded log");
+  replicate->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+
+  auto* log_cmd = app.add_subcommand("log", "Read the embedded log");
+  log_cmd->require_subcommand(1);
+  std::string dir;
+  std::string from;
+  bool follow = false;
+  bool json = false;
+  auto* tail = log_cmd->add_subcommand("tail", "Print the logged transactions");
+  auto* dir_opt = tail->add_option("--dir", dir, "Log directory");
+  tail->add_option("--config,-c", config_path, "Config file: read its log.dir")->excludes(dir_opt);
+  tail->add_option("--from", from, "Start at this commit LSN (X/X)");
+  tail->add_flag("--follow,-f", follow, "Keep printing new transactions until interrupted");
+  tail->add_flag("--json", json, "One JSON object per transaction");
+
+  std::string check_path;
+  auto* check = app.add_subcommand("check-config", "Validate a config file and print every error");
+  check->add_option("file", check_path, "Config file (YAML)")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*replicate) return shapebridge::RunReplicate(config_path);
+  if (*check) return shapebridge::RunCheckConfig(check_path);
+  if (*tail) {
+    if (dir.empty()) {
+      if (config_path.empty()) {
+        std::cerr << "shapebridge: log tail needs --dir or --config\n";
+        return 2;
+      }
+      auto config = shapebridge::LoadConfig(config_path);
+      if (!config.ok()) return shapebridge::Fail(config.status());
+      dir = config->log.dir;
+    }
+    return shapebridge::RunLogTail(dir, from, follow, json);
+  }
+  return 2;
+}

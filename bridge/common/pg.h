@@ -1,0 +1,99 @@
+#pragma once
+
+// RAII wrappers over libpq. The only place that includes libpq-fe.h for the rest of the bridge:
+// callers see statuses and strings, never a PGconn or PGresult.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace shapebridge {
+
+// The SQLSTATE of a failed statement travels as a payload of the Status under this URL.
+inline constexpr char kSqlStatePayload[] = "shapebridge/sqlstate";
+// The SQLSTATE carried by `status`, or "" when it has none.
+std::string SqlStateOf(const absl::Status& status);
+
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(pg_result* result) : result_(result) {}
+  PgResult(PgResult&&) noexcept = default;
+  PgResult& operator=(PgResult&&) noexcept = default;
+
+  int rows() const;
+  int columns() const;
+  bool IsNull(int row, int column) const;
+  std::string_view Get(int row, int column) const;
+  // Get(row, column), or nullopt when the value is NULL.
+  std::optional<std::string> GetOptional(int row, int column) const;
+
+ private:
+  struct Deleter {
+    void operator()(pg_result* r) const;
+  };
+  std::unique_ptr<pg_result, Deleter> result_;
+};
+
+enum class PgConnectionKind {
+  kSql,          // an ordinary session
+  kReplication,  // replication=database: accepts replication commands and plain SQL
+};
+
+// One libpq connection. Not thread-safe: one thread uses it at a time.
+class PgConnection {
+ public:
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+  ~PgConnection();
+
+  // `dsn` is a libpq connection string or URI. Every session gets DateStyle=ISO, TimeZone=UTC,
+  // bytea_output=hex and extra_float_digits=3, the text formats the value parser expects.
+  // Fails with Unavailable (and libpq's message) when the server cannot be reached.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      std::string_view dsn, PgConnectionKind kind, std::string_view application_name,
+      std::chrono::seconds connect_timeout = std::chrono::seconds(10));
+
+  // Runs one statement. A server error becomes a Status whose code follows its SQLSTATE class
+  // (privileges: PermissionDenied, object in use: FailedPrecondition, undefined object: NotFound,
+  // connection: Unavailable; others Internal) with the server's message and SQLSTATE attached.
+  absl::StatusOr<PgResult> Exec(std::string_view sql);
+  absl::StatusOr<PgResult> ExecParams(std::string_view sql,
+                                      const std::vector<std::optional<std::string>>& params);
+
+  // Quotes a name (table, slot, publication) for SQL text.
+  std::string QuoteIdentifier(std::string_view name) const;
+  std::string QuoteLiteral(std::string_view value) const;
+
+  // The streaming part of CopyBoth, for the replication stream.
+  // Starts a replication command that answers with CopyBoth.
+  absl::Status StartCopyBoth(std::string_view command);
+  // Reads one CopyData message without blocking: a message, nullopt when none is buffered yet
+  // (wait for Socket() to be readable, then ConsumeInput), or an error when the stream ended.
+  absl::StatusOr<std::optional<std::string>> ReadCopyData();
+  absl::Status ConsumeInput();
+  absl::Status WriteCopyData(std::string_view data);
+  // Sends buffered output; returns true when everything was sent.
+  absl::StatusOr<bool> FlushOutput();
+  absl::Status EndCopy();
+  int Socket() const;
+
+  int ServerVersion() const;
+  std::string ErrorMessage() const;
+
+ private:
+  explicit PgConnection(pg_conn* conn);
+  absl::Status ResultStatus(pg_result* result, std::string_view sql) const;
+
+  pg_conn* conn_;
+};
+
+}  // namespace shapebridge

@@ -1,0 +1,140 @@
+// `replication`: 1,000,000 inserted rows drained through the replication core into the embedded
+// log, against a raw pgoutput drain of the same rows (a libpq reader that only reads CopyData) in
+// the same run. Both read the same WAL from their own slot; each runs twice, alternating, and the
+// faster run of each counts.
+
+#include <poll.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "bridge/common/pg.h"
+#include "bridge/log/embedded_log.h"
+#include "bridge/replication/decoder/walsender_frame.h"
+#include "bridge/replication/replicator.h"
+#include "ops/benchmarks/bench.h"
+#include "tests/harness/test_postgres.h"
+
+namespace shapebridge::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using shapebridge::testing::ConnectOrDie;
+using shapebridge::testing::ExecOrDie;
+using shapebridge::testing::QueryValue;
+
+constexpr int kRows = 1'000'000;
+constexpr int kRowsPerTransaction = 10'000;
+
+// Reads the slot until `commits` commit messages arrived; returns the seconds it took and the
+// end LSN of the last commit.
+std::pair<double, Lsn> RawDrain(const std::string& dsn, const std::string& slot, int commits) {
+  auto conn = PgConnection::Connect(dsn, PgConnectionKind::kReplication, "bench-raw");
+  if (!conn.ok()) throw std::runtime_error(conn.status().ToString());
+  const auto start = Clock::now();
+  auto s = (*conn)->StartCopyBoth("START_REPLICATION SLOT " + slot +
+                                  " LOGICAL 0/0 (proto_version '1', publication_names 'bench')");
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  int seen = 0;
+  Lsn last_end;
+  while (seen < commits) {
+    auto data = (*conn)->ReadCopyData();
+    if (!data.ok()) throw std::runtime_error(data.status().ToString());
+    if (!data->has_value()) {
+      pollfd fd{.fd = (*conn)->Socket(), .events = POLLIN, .revents = 0};
+      (void)poll(&fd, 1, 1000);
+      if (auto c = (*conn)->ConsumeInput(); !c.ok()) throw std::runtime_error(c.ToString());
+      continue;
+    }
+    const std::string& frame = **data;
+    // XLogData whose pgoutput message is a Commit: 'w' + 24 bytes of header, then 'C'.
+    if (frame.size() > 25 && frame[0] == 'w' && frame[25] == 'C') {
+      ++seen;
+      uint64_t end = 0;
+      for (int i = 0; i < 8; ++i) end = (end << 8) | static_cast<uint8_t>(frame[25 + 10 + i]);
+      last_end = Lsn(end);
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return {seconds, last_end};
+}
+
+// Drains the slot through the Replicator into a fresh embedded log until it is durable through
+// `end`; returns the seconds it took.
+double BridgeDrain(const std::string& dsn, const std::string& slot, Lsn end) {
+  const auto dir = std::filesystem::temp_directory_path() / ("sb-bench-" + slot);
+  std::filesystem::remove_all(dir);
+  auto log = EmbeddedLog::Open(EmbeddedLogConfig{.dir = dir.string()});
+  if (!log.ok()) throw std::runtime_error(log.status().ToString());
+  ReplicationConfig config;
+  config.dsn = dsn;
+  config.slot = slot;
+  config.publication = "bench";
+  config.tables = {"public.bench"};
+  config.heartbeat_interval = std::chrono::milliseconds(0);
+  const auto start = Clock::now();
+  Replicator replicator(config, **log);
+  replicator.Start();
+  while ((*log)->DurableLsn() < end) {
+    if (replicator.done()) throw std::runtime_error(replicator.exit_status().ToString());
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  replicator.Stop();
+  std::filesystem::remove_all(dir);
+  return seconds;
+}
+
+std::vector<Result> RunReplication() {
+  const std::string dsn = shapebridge::testing::TestPostgres::Get().CreateDatabase("bench");
+  auto conn = ConnectOrDie(dsn);
+  ExecOrDie(*conn,
+            "CREATE TABLE bench (id int PRIMARY KEY, project_id int NOT NULL, title text NOT NULL, "
+            "status text NOT NULL, created_at timestamptz NOT NULL)");
+  ExecOrDie(*conn, "ALTER TABLE bench REPLICA IDENTITY FULL");
+  ExecOrDie(*conn, "CREATE PUBLICATION bench FOR TABLE bench");
+  for (const char* slot : {"raw1", "raw2", "bridge1", "bridge2"}) {
+    ExecOrDie(*conn,
+              std::string("SELECT pg_create_logical_replication_slot('") + slot + "', 'pgoutput')");
+  }
+  std::cerr << "    inserting " << kRows << " rows\n";
+  for (int first = 1; first <= kRows; first += kRowsPerTransaction) {
+    ExecOrDie(*conn,
+              "INSERT INTO bench SELECT g, g % 1000, 'task ' || g, 'todo', "
+              "'2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(" +
+                  std::to_string(first) + ", " + std::to_string(first + kRowsPerTransaction - 1) +
+                  ") g");
+  }
+  const int commits = kRows / kRowsPerTransaction;
+  ExecOrDie(*conn, "CHECKPOINT");
+
+  double raw_best = 1e9;
+  double bridge_best = 1e9;
+  for (int round = 1; round <= 2; ++round) {
+    const auto [raw_seconds, end] = RawDrain(dsn, "raw" + std::to_string(round), commits);
+    const double bridge_seconds = BridgeDrain(dsn, "bridge" + std::to_string(round), end);
+    std::cerr << "    round " << round << ": raw " << raw_seconds << " s, bridge " << bridge_seconds
+              << " s\n";
+    raw_best = std::min(raw_best, raw_seconds);
+    bridge_best = std::min(bridge_best, bridge_seconds);
+  }
+  return {Result{.name = "replication",
+                 .value = kRows / bridge_best,
+                 .unit = "rows/s",
+                 .baseline_name = "raw pgoutput drain",
+                 .baseline_value = kRows / raw_best,
+                 .target = "ratio >= 0.8"}};
+}
+
+}  // namespace
+
+std::vector<Benchmark> ReplicationBenchmarks() {
+  return {Benchmark{.name = "replication",
+                    .description = "1M inserted rows through replication into the embedded log "
+                                   "vs a raw pgoutput drain",
+                    .run = RunReplication}};
+}
+
+}  // namespace shapebridge::bench

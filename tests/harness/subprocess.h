@@ -1,0 +1,35 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace shapebridge::testing {
+
+// A child process for tests that kill and restart the service. Its stdout and stderr go to
+// `log_path` (appended). The destructor kills it with SIGKILL if it still runs.
+class Subprocess {
+ public:
+  Subprocess(std::vector<std::string> argv, std::string log_path);
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+  ~Subprocess();
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Sends `signal` and waits for the exit; returns the wait status.
+  int Kill(int signal);
+  // Waits up to `timeout_ms` for the exit; returns the wait status, or -1 on timeout.
+  int Wait(int timeout_ms);
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+};
+
+// Path of the shapebridge binary under test.
+std::string ShapebridgeBinary();
+
+}  // namespace shapebridge::testing

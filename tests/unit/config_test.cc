@@ -1,0 +1,114 @@
+#include "bridge/app/config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace shapebridge {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(postgres:
+  dsn: "host=db dbname=app"
+replication:
+  tables: [public.tasks]
+log:
+  dir: /var/lib/shapebridge
+)";
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  auto config = ParseConfig(kMinimal, "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->replication.dsn, "host=db dbname=app");
+  EXPECT_EQ(config->replication.slot, "shapebridge");
+  EXPECT_EQ(config->replication.tables, std::vector<std::string>{"public.tasks"});
+  EXPECT_EQ(config->replication.protocol_version, 1);
+  EXPECT_EQ(config->replication.heartbeat_interval, std::chrono::milliseconds(10'000));
+  EXPECT_EQ(config->log.dir, "/var/lib/shapebridge");
+  EXPECT_EQ(config->log.segment_bytes, 64u << 20);
+}
+
+TEST(ConfigTest, EveryKeyIsRead) {
+  auto config = ParseConfig(R"(postgres:
+  dsn: x
+replication:
+  slot: s1
+  publication: p1
+  tables: [public.a, app.b]
+  manage_publication: false
+  set_replica_identity_full: false
+  protocol_version: 2
+  status_interval_ms: 500
+  heartbeat_interval_ms: 0
+  sync_interval_ms: 7
+  reconnect_backoff_min_ms: 3
+  reconnect_backoff_max_ms: 9
+  slot_busy_timeout_ms: 11
+  connect_timeout_s: 4
+log:
+  backend: embedded
+  dir: d
+  segment_bytes: 8192
+  retention_bytes: 100000
+)",
+                            "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& r = config->replication;
+  EXPECT_EQ(r.slot, "s1");
+  EXPECT_EQ(r.publication, "p1");
+  EXPECT_EQ(r.tables, (std::vector<std::string>{"public.a", "app.b"}));
+  EXPECT_FALSE(r.manage_publication);
+  EXPECT_FALSE(r.set_replica_identity_full);
+  EXPECT_EQ(r.protocol_version, 2);
+  EXPECT_EQ(r.status_interval.count(), 500);
+  EXPECT_EQ(r.heartbeat_interval.count(), 0);
+  EXPECT_EQ(r.sync_interval.count(), 7);
+  EXPECT_EQ(r.reconnect_backoff_min.count(), 3);
+  EXPECT_EQ(r.reconnect_backoff_max.count(), 9);
+  EXPECT_EQ(r.slot_busy_timeout.count(), 11);
+  EXPECT_EQ(r.connect_timeout.count(), 4);
+  EXPECT_EQ(config->log.segment_bytes, 8192u);
+  EXPECT_EQ(config->log.retention_bytes, 100000u);
+}
+
+TEST(ConfigTest, UnknownKeyIsNamedWithItsLocation) {
+  auto config = ParseConfig(std::string(kMinimal) + "  segmnt_bytes: 5\n", "app.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("app.yaml:7:3: log.segmnt_bytes: unknown key"));
+}
+
+TEST(ConfigTest, DuplicateKeyIsAnError) {
+  auto config = ParseConfig(std::string(kMinimal) + "  dir: /other\n", "app.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("log.dir: duplicate key"));
+}
+
+TEST(ConfigTest, EveryErrorIsReported) {
+  auto config = ParseConfig(R"(replication:
+  tables: [tasks]
+  protocol_version: 4
+  status_interval_ms: fast
+log:
+  backend: kafka
+)",
+                            "bad.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("postgres.dsn: is required"));
+  EXPECT_THAT(message, HasSubstr("\"tasks\" must be schema-qualified"));
+  EXPECT_THAT(message, HasSubstr("replication.protocol_version: must be 1 or 2"));
+  EXPECT_THAT(message,
+              HasSubstr("bad.yaml:4:23: replication.status_interval_ms: has the wrong type"));
+  EXPECT_THAT(message, HasSubstr("log.backend: \"kafka\" is not a log backend"));
+  EXPECT_THAT(message, HasSubstr("log.dir: is required"));
+}
+
+TEST(ConfigTest, SyntaxErrorHasALocation) {
+  auto config = ParseConfig("postgres: [\n", "x.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("x.yaml:"));
+}
+
+}  // namespace
+}  // namespace shapebridge
