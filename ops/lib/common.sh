@@ -35,14 +35,14 @@ sb_ensure_deps() {
     "${missing[@]}" >/dev/null
 }
 
-# Configures (once) and builds the given targets (all when none) into $SB_BUILD.
+# Configures (once) and builds the given targets (everything when none) into $SB_BUILD.
 sb_build() {
   if [[ ! -f "$SB_BUILD/CMakeCache.txt" ]]; then
     sb_log "configuring $SB_BUILD"
-    cmake -S "$SB_ROOT" -B "$SB_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$SB_ROOT" -B "$SB_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  local targets=()
-  for t in "${SB_TARGETS[@]:-}"; do [[ -n "$t" ]] && targets+=(--target "$t"); done
-  sb_log "building ${SB_TARGETS[*]:-everything}"
-  cmake --build "$SB_BUILD" -j "${SB_JOBS:-2}" "${targets[@]}"
+  local args=()
+  for t in "$@"; do args+=(--target "$t"); done
+  sb_log "building ${*:-everything}"
+  cmake --build "$SB_BUILD" -j "${SB_JOBS:-2}" "${args[@]}"
 }
