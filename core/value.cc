@@ -670,8 +670,6 @@ absl::StatusOr<Value> ParseTextValue(uint32_t type_oid, bool is_array, std::stri
   }
 }
 
-std::ostream& operator<<(std::ostream& os, const Value& value) {
-  return os << value.DebugString();
-}
+std::ostream& operator<<(std::ostream& os, const Value& value) { return os << value.DebugString(); }
 
 }  // namespace shapebridge

@@ -141,8 +141,7 @@ absl::Status EnsureReplicaIdentityFull(PgConnection& sql, const ReplicationConfi
                              {table.quoted});
   if (!rows.ok()) return rows.status();
   if (rows->Get(0, 0) == "f") return absl::OkStatus();
-  const std::string alter =
-      absl::StrCat("ALTER TABLE ", table.quoted, " REPLICA IDENTITY FULL");
+  const std::string alter = absl::StrCat("ALTER TABLE ", table.quoted, " REPLICA IDENTITY FULL");
   if (!config.set_replica_identity_full) {
     return absl::FailedPreconditionError(absl::StrCat(
         "table ", table.name,
