@@ -13,6 +13,7 @@
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replicator.h"
 #include "nlohmann/json.hpp"
+#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace shapebridge {
@@ -195,6 +196,8 @@ int RunCheckConfig(const std::string& path) {
 }  // namespace shapebridge
 
 int main(int argc, char** argv) {
+  // Logs go to stderr; stdout is for what a command prints (log tail).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shapebridge"));
   CLI::App app{"shapebridge: Postgres shapes to local-first clients"};
   app.require_subcommand(1);
 
