@@ -1,0 +1,117 @@
+// The shapebridge binary's commands as a user runs them: exit codes and output.
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "bridge/log/embedded_log.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/harness/subprocess.h"
+
+namespace shapebridge {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Output {
+  int exit_code = -1;
+  std::string text;  // stdout and stderr
+};
+
+Output RunShapebridge(const std::string& args) {
+  Output out;
+  const std::string command = testing::ShapebridgeBinary() + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.text.append(buffer, n);
+  const int status = pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("sb-cli-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(CliTest, LogTailPrintsEveryTransactionAsJson) {
+  {
+    auto log = EmbeddedLog::Open(EmbeddedLogConfig{.dir = (dir_ / "log").string()});
+    ASSERT_TRUE(log.ok());
+    RelationInfo tasks{.id = RelationId(7),
+                       .schema = "public",
+                       .name = "tasks",
+                       .columns = {{.name = "id", .type_oid = 23, .key = true},
+                                   {.name = "title", .type_oid = 25}}};
+    for (int i = 1; i <= 3; ++i) {
+      const uint64_t lsn = 1000 * i;
+      ASSERT_TRUE((*log)->OnBegin({.xid = Xid(i), .commit_lsn = Lsn(lsn)}).ok());
+      ASSERT_TRUE((*log)->OnRelation(tasks).ok());
+      ASSERT_TRUE((*log)
+                      ->OnChange({.op = ChangeOp::kInsert,
+                                  .relation = RelationId(7),
+                                  .new_values = {Value::Int(i), Value::Null()}})
+                      .ok());
+      ASSERT_TRUE((*log)->OnCommit({.commit_lsn = Lsn(lsn), .end_lsn = Lsn(lsn + 8)}).ok());
+    }
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  const Output out = RunShapebridge("log tail --json --dir " + (dir_ / "log").string());
+  ASSERT_EQ(out.exit_code, 0) << out.text;
+  std::istringstream lines(out.text);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    const auto json = nlohmann::json::parse(line);
+    ++count;
+    EXPECT_EQ(json["changes"][0]["table"], "public.tasks");
+    EXPECT_EQ(json["changes"][0]["new"]["id"], count);
+    EXPECT_TRUE(json["changes"][0]["new"]["title"].is_null());
+  }
+  EXPECT_EQ(count, 3);
+
+  const Output from = RunShapebridge("log tail --from 0/BB8 --dir " + (dir_ / "log").string());
+  ASSERT_EQ(from.exit_code, 0) << from.text;
+  EXPECT_THAT(from.text, HasSubstr("begin xid=3 commit_lsn=0/BB8"));
+  EXPECT_THAT(from.text, Not(HasSubstr("xid=2")));
+}
+
+TEST_F(CliTest, CheckConfigPrintsEveryErrorAndFails) {
+  const auto path = (dir_ / "bad.yaml").string();
+  std::ofstream(path) << "postgres:\n  dsn: x\nreplication:\n  tables: [tasks]\n  slots: a\n";
+  const Output out = RunShapebridge("check-config " + path);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_THAT(out.text, HasSubstr(path + ":5:3: replication.slots: unknown key"));
+  EXPECT_THAT(out.text, HasSubstr("\"tasks\" must be schema-qualified"));
+  EXPECT_THAT(out.text, HasSubstr("log.dir: is required"));
+
+  const auto good = (dir_ / "good.yaml").string();
+  std::ofstream(good) << "postgres:\n  dsn: x\nreplication:\n  tables: [public.tasks]\n"
+                      << "log:\n  dir: /tmp/x\n";
+  const Output ok = RunShapebridge("check-config " + good);
+  EXPECT_EQ(ok.exit_code, 0) << ok.text;
+}
+
+TEST_F(CliTest, ReplicateRefusesAnInvalidConfig) {
+  const auto path = (dir_ / "c.yaml").string();
+  std::ofstream(path) << "postgres:\n  dsn: x\nreplication:\n  tables: [public.tasks]\n"
+                      << "  protocol_version: 3\nlog:\n  dir: " << (dir_ / "log").string() << "\n";
+  const Output out = RunShapebridge("replicate --config " + path);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_THAT(out.text, HasSubstr("replication.protocol_version: must be 1 or 2"));
+}
+
+}  // namespace
+}  // namespace shapebridge
