@@ -1,12 +1,16 @@
 #include "bridge/app/config.h"
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bridge/common/pg.h"
+#include "bridge/replication/catalog.h"
 #include "yaml-cpp/yaml.h"
 
 namespace shapebridge {
@@ -22,9 +26,10 @@ class Parser {
         absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ", key, ": ", what));
   }
 
-  // Checks that `node` is a map whose keys are all in `allowed`, each once.
+  // Checks that `node` is a map whose keys are all in `allowed` (any key when `any_key`), each
+  // once.
   bool CheckMap(const YAML::Node& node, const std::string& path,
-                const std::set<std::string>& allowed) {
+                const std::set<std::string>& allowed, bool any_key = false) {
     if (!node.IsMap()) {
       Error(node, path, "must be a mapping");
       return false;
@@ -33,7 +38,7 @@ class Parser {
     for (const auto& item : node) {
       const std::string key = item.first.Scalar();
       const std::string full = path.empty() ? key : absl::StrCat(path, ".", key);
-      if (!allowed.contains(key)) {
+      if (!any_key && !allowed.contains(key)) {
         Error(item.first, full,
               absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
       } else if (!seen.insert(key).second) {
@@ -99,6 +104,75 @@ class Parser {
   std::vector<std::string> errors_;
 };
 
+std::string Location(const std::string& file, const YAML::Node& node) {
+  return absl::StrCat(file, ":", node.Mark().line + 1, ":", node.Mark().column + 1);
+}
+
+void ParseShapes(Parser& p, const YAML::Node& list, Config* config) {
+  if (!list.IsSequence()) {
+    p.Error(list, "shapes", "must be a list of shape definitions");
+    return;
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node node = list[i];
+    shapes::ShapeDefinitionSpec spec;
+    std::string path = absl::StrCat("shapes[", i, "]");
+    // The name first, so every other error can name the shape.
+    if (node.IsMap()) p.Get(node, path, "name", &spec.name);
+    if (!spec.name.empty()) path = absl::StrCat("shapes.", spec.name);
+    if (!p.CheckMap(node, path, {"name", "table", "columns", "where", "params", "writable"})) {
+      continue;
+    }
+    if (spec.name.empty()) {
+      p.Error(node, path + ".name", "is required");
+    } else if (!names.insert(spec.name).second) {
+      p.Error(node, path, "is defined twice");
+    }
+    p.Get(node, path, "table", &spec.table);
+    if (spec.table.find('.') == std::string::npos || spec.table.front() == '.' ||
+        spec.table.back() == '.') {
+      p.Error(node, path + ".table", "is required, schema-qualified (like public.tasks)");
+      spec.table.clear();
+    }
+    p.Get(node, path, "columns", &spec.columns);
+    p.Get(node, path, "where", &spec.where);
+    p.Get(node, path, "writable", &spec.writable);
+    if (YAML::Node params = p.Find(node, "params"); params) {
+      const std::string params_path = path + ".params";
+      if (p.CheckMap(params, params_path, {}, /*any_key=*/true)) {
+        for (const auto& item : params) {
+          shapes::ParamSpec param;
+          param.name = item.first.Scalar();
+          const std::string param_path = absl::StrCat(params_path, ".", param.name);
+          if (!p.CheckMap(item.second, param_path, {"type", "from", "claim"})) continue;
+          p.Get(item.second, param_path, "type", &param.type);
+          if (param.type.empty()) p.Error(item.second, param_path + ".type", "is required");
+          std::string from;
+          p.Get(item.second, param_path, "from", &from);
+          p.Get(item.second, param_path, "claim", &param.claim);
+          if (from == "claim") {
+            param.source = shapes::ParamSource::kClaim;
+            if (param.claim.empty()) {
+              p.Error(item.second, param_path + ".claim",
+                      "is required with from: claim (the JWT claim holding the value)");
+            }
+          } else if (from == "request") {
+            param.source = shapes::ParamSource::kRequest;
+          } else {
+            p.Error(item.second, param_path + ".from",
+                    "must be claim (the value comes from a JWT claim) or request (the client "
+                    "sends it; with claim: set, it must be among that claim's values)");
+          }
+          spec.params.push_back(std::move(param));
+        }
+      }
+    }
+    config->shapes.push_back(std::move(spec));
+    config->shape_locations.push_back(Location(p.file(), node));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& file_name) {
@@ -114,7 +188,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   if (!root.IsDefined() || root.IsNull()) {
     return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
   }
-  if (p.CheckMap(root, "", {"postgres", "replication", "log"})) {
+  if (p.CheckMap(root, "", {"postgres", "replication", "log", "shapes"})) {
     if (YAML::Node pg = p.Find(root, "postgres"); pg) {
       if (p.CheckMap(pg, "postgres", {"dsn"}))
         p.Get(pg, "postgres", "dsn", &config.replication.dsn);
@@ -159,8 +233,18 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     if (config.replication.publication.empty()) {
       p.Error(root, "replication.publication", "must not be empty");
     }
+    if (YAML::Node list = p.Find(root, "shapes"); list) ParseShapes(p, list, &config);
+    // Replicate every table a shape reads, besides those named explicitly.
+    for (const auto& shape : config.shapes) {
+      auto& tables = config.replication.tables;
+      if (!shape.table.empty() &&
+          std::find(tables.begin(), tables.end(), shape.table) == tables.end()) {
+        tables.push_back(shape.table);
+      }
+    }
     if (config.replication.tables.empty()) {
-      p.Error(root, "replication.tables", "name at least one table (schema.table)");
+      p.Error(root, "replication.tables",
+              "name at least one table (schema.table), or define shapes");
     }
     for (const auto& t : config.replication.tables) {
       if (t.find('.') == std::string::npos || t.front() == '.' || t.back() == '.') {
@@ -197,6 +281,34 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<const shapes::ShapeDefinition>>> CompileShapes(
+    const Config& config, PgConnection& sql) {
+  std::vector<std::shared_ptr<const shapes::ShapeDefinition>> compiled;
+  std::vector<std::string> errors;
+  std::map<std::string, absl::StatusOr<shapes::TableSchema>> tables;
+  for (size_t i = 0; i < config.shapes.size(); ++i) {
+    const auto& spec = config.shapes[i];
+    auto table = tables.find(spec.table);
+    if (table == tables.end()) {
+      table = tables.emplace(spec.table, LoadTableSchema(sql, spec.table)).first;
+    }
+    if (!table->second.ok()) {
+      errors.push_back(absl::StrCat(config.shape_locations[i], ": shape ", spec.name,
+                                    ": table: ", table->second.status().message()));
+      continue;
+    }
+    auto definition = shapes::CompileDefinition(spec, *table->second);
+    if (!definition.ok()) {
+      errors.push_back(
+          absl::StrCat(config.shape_locations[i], ": ", definition.status().message()));
+      continue;
+    }
+    compiled.push_back(*std::move(definition));
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return compiled;
 }
 
 }  // namespace shapebridge

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replication_config.h"
+#include "shapes/definition.h"
 
 namespace shapebridge {
 
@@ -14,11 +15,22 @@ struct Config {
   ReplicationConfig replication;  // `postgres` and `replication` sections
   std::string log_backend = "embedded";
   EmbeddedLogConfig log;  // `log` section
+  // `shapes` section: the definitions as configured, checked against the catalog at startup.
+  std::vector<shapes::ShapeDefinitionSpec> shapes;
+  // Where each shape is defined ("FILE:LINE:COLUMN"), parallel to `shapes`, for error messages.
+  std::vector<std::string> shape_locations;
 };
 
 // Parses and validates a YAML config. On failure the status message lists every problem, one a
 // line, each as "FILE:LINE:COLUMN: KEY: what is wrong".
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& file_name);
 absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+class PgConnection;
+
+// Checks every shape of `config` against the tables in the source database and compiles it.
+// Errors list every problem, one a line, as "FILE:LINE:COLUMN: shape NAME: KEY: what is wrong".
+absl::StatusOr<std::vector<std::shared_ptr<const shapes::ShapeDefinition>>> CompileShapes(
+    const Config& config, PgConnection& sql);
 
 }  // namespace shapebridge

@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
+#include "bridge/common/pg.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replicator.h"
 #include "nlohmann/json.hpp"
@@ -45,6 +46,14 @@ int RunReplicate(const std::string& config_path) {
   const sigset_t signals = BlockStopSignals();
   auto config = LoadConfig(config_path);
   if (!config.ok()) return Fail(config.status());
+  if (!config->shapes.empty()) {
+    auto sql = PgConnection::Connect(config->replication.dsn, PgConnectionKind::kSql, "shapebridge",
+                                     config->replication.connect_timeout);
+    if (!sql.ok()) return Fail(sql.status());
+    auto shapes = CompileShapes(*config, **sql);
+    if (!shapes.ok()) return Fail(shapes.status());
+    spdlog::info("[shapes] {} shape definitions checked against the catalog", shapes->size());
+  }
   auto log = EmbeddedLog::Open(config->log);
   if (!log.ok()) return Fail(log.status());
   spdlog::info("[log dir={}] durable through {}", config->log.dir, (*log)->DurableLsn().ToString());

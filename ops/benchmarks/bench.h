@@ -26,5 +26,6 @@ struct Benchmark {
 };
 
 std::vector<Benchmark> ReplicationBenchmarks();
+std::vector<Benchmark> RoutingBenchmarks();
 
 }  // namespace shapebridge::bench

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::vector<Benchmark> all = shapebridge::bench::ReplicationBenchmarks();
+  for (auto& b : shapebridge::bench::RoutingBenchmarks()) all.push_back(std::move(b));
   if (list) {
     for (const auto& b : all) std::cout << b.name << "\t" << b.description << "\n";
     return 0;

@@ -7,6 +7,7 @@ namespace shapebridge {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kMinimal[] = R"(postgres:
   dsn: "host=db dbname=app"
@@ -108,6 +109,78 @@ TEST(ConfigTest, SyntaxErrorHasALocation) {
   auto config = ParseConfig("postgres: [\n", "x.yaml");
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(std::string(config.status().message()), HasSubstr("x.yaml:"));
+}
+
+TEST(ConfigTest, ShapesAreReadAndTheirTablesReplicated) {
+  auto config = ParseConfig(R"(postgres:
+  dsn: x
+log:
+  dir: d
+shapes:
+  - name: tasks_by_project
+    table: public.tasks
+    columns: [id, project_id, title]
+    where: "project_id = $project_id"
+    writable: true
+    params:
+      project_id: {type: int, from: request, claim: projects}
+  - name: my_tasks
+    table: public.tasks
+    where: "assignee = $user"
+    params:
+      user:
+        type: uuid
+        from: claim
+        claim: sub
+)",
+                            "s.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->shapes.size(), 2u);
+  const auto& a = config->shapes[0];
+  EXPECT_EQ(a.name, "tasks_by_project");
+  EXPECT_EQ(a.table, "public.tasks");
+  EXPECT_EQ(a.columns, (std::vector<std::string>{"id", "project_id", "title"}));
+  EXPECT_EQ(a.where, "project_id = $project_id");
+  EXPECT_TRUE(a.writable);
+  ASSERT_EQ(a.params.size(), 1u);
+  EXPECT_EQ(a.params[0].name, "project_id");
+  EXPECT_EQ(a.params[0].type, "int");
+  EXPECT_EQ(a.params[0].source, shapes::ParamSource::kRequest);
+  EXPECT_EQ(a.params[0].claim, "projects");
+  const auto& b = config->shapes[1];
+  EXPECT_FALSE(b.writable);
+  EXPECT_TRUE(b.columns.empty());
+  EXPECT_EQ(b.params[0].source, shapes::ParamSource::kClaim);
+  EXPECT_EQ(b.params[0].claim, "sub");
+  EXPECT_EQ(config->shape_locations[1], "s.yaml:13:5");
+  // The shapes' table is replicated without being named in replication.tables.
+  EXPECT_EQ(config->replication.tables, std::vector<std::string>{"public.tasks"});
+}
+
+TEST(ConfigTest, ShapeErrorsNameTheShapeAndTheKey) {
+  auto config = ParseConfig(R"(postgres:
+  dsn: x
+log:
+  dir: d
+shapes:
+  - name: a
+    table: tasks
+    wher: "x = 1"
+    params:
+      p: {type: int, from: claim}
+      q: {type: int, from: header}
+  - name: a
+    table: public.t
+)",
+                            "s.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("s.yaml:8:5: shapes.a.wher: unknown key"));
+  EXPECT_THAT(message, HasSubstr("shapes.a.table: is required, schema-qualified"));
+  EXPECT_THAT(message, HasSubstr("shapes.a.params.p.claim: is required with from: claim"));
+  EXPECT_THAT(message, HasSubstr("shapes.a.params.q.from: must be claim"));
+  EXPECT_THAT(message, HasSubstr("s.yaml:12:5: shapes.a: is defined twice"));
+  EXPECT_THAT(message, Not(HasSubstr("replication.tables")));
 }
 
 }  // namespace
