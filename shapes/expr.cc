@@ -21,6 +21,7 @@ using internal::CastValue;
 using internal::Comparable;
 using internal::FormatText;
 using internal::IsNumericFamily;
+using internal::NumericRank;
 
 std::string SqlType::ToString() const {
   std::string_view base;
@@ -320,6 +321,28 @@ absl::Status Error(std::string message) { return absl::InvalidArgumentError(std:
 
 std::string At(int position) { return absl::StrCat(" (position ", position, ")"); }
 
+// Reads a token quoted by s[*i] (' or "), where a doubled quote stands for one. On success the
+// text between the quotes, with *i just past the closing quote; nullopt when it is unterminated.
+std::optional<std::string> ReadQuoted(std::string_view s, size_t* i) {
+  const char quote = s[*i];
+  std::string text;
+  size_t j = *i + 1;
+  while (true) {
+    if (j >= s.size()) return std::nullopt;
+    if (s[j] == quote) {
+      if (j + 1 < s.size() && s[j + 1] == quote) {
+        text.push_back(quote);
+        j += 2;
+        continue;
+      }
+      break;
+    }
+    text.push_back(s[j++]);
+  }
+  *i = j + 1;
+  return text;
+}
+
 absl::StatusOr<std::vector<Token>> Lex(std::string_view s) {
   std::vector<Token> out;
   size_t i = 0;
@@ -357,43 +380,17 @@ absl::StatusOr<std::vector<Token>> Lex(std::string_view s) {
       t.text = absl::AsciiStrToLower(std::string(s.substr(i, j - i)));
       i = j;
     } else if (c == '"') {
-      std::string text;
-      size_t j = i + 1;
-      while (true) {
-        if (j >= s.size()) return Error("unterminated quoted identifier" + At(pos));
-        if (s[j] == '"') {
-          if (j + 1 < s.size() && s[j + 1] == '"') {
-            text.push_back('"');
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        text.push_back(s[j++]);
-      }
-      if (text.empty()) return Error("zero-length delimited identifier" + At(pos));
+      std::optional<std::string> text = ReadQuoted(s, &i);
+      if (!text) return Error("unterminated quoted identifier" + At(pos));
+      if (text->empty()) return Error("zero-length delimited identifier" + At(pos));
       t.kind = Tok::kIdent;
-      t.text = std::move(text);
+      t.text = *std::move(text);
       t.quoted = true;
-      i = j + 1;
     } else if (c == '\'') {
-      std::string text;
-      size_t j = i + 1;
-      while (true) {
-        if (j >= s.size()) return Error("unterminated quoted string" + At(pos));
-        if (s[j] == '\'') {
-          if (j + 1 < s.size() && s[j + 1] == '\'') {
-            text.push_back('\'');
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        text.push_back(s[j++]);
-      }
+      std::optional<std::string> text = ReadQuoted(s, &i);
+      if (!text) return Error("unterminated quoted string" + At(pos));
       t.kind = Tok::kString;
-      t.text = std::move(text);
-      i = j + 1;
+      t.text = *std::move(text);
     } else if (std::isdigit(c) || (c == '.' && i + 1 < s.size() && std::isdigit(s[i + 1]))) {
       size_t j = i;
       while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
@@ -496,23 +493,7 @@ bool IsUnknown(const Expr& e) { return e.type.id == TypeId::kUnknown && !e.type.
 // Postgres's select_common_type over numbers: the widest of int2 < int4 < int8 < numeric <
 // float4 < float8 (each casts implicitly to the ones after it).
 SqlType CommonNumericType(const SqlType& a, const SqlType& b) {
-  auto rank = [](TypeId id) {
-    switch (id) {
-      case TypeId::kInt2:
-        return 0;
-      case TypeId::kInt4:
-        return 1;
-      case TypeId::kInt8:
-        return 2;
-      case TypeId::kNumeric:
-        return 3;
-      case TypeId::kFloat4:
-        return 4;
-      default:
-        return 5;
-    }
-  };
-  return rank(a.id) >= rank(b.id) ? a : b;
+  return NumericRank(a.id) >= NumericRank(b.id) ? a : b;
 }
 
 ExprPtr MakeOp(Op op, SqlType type, int position) {

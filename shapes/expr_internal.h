@@ -39,6 +39,8 @@ absl::StatusOr<Value> InputText(const SqlType& type, std::string_view text);
 ValueKind ValueKindFor(const SqlType& type);
 
 bool IsNumericFamily(TypeId id);
+// The implicit-cast order of the number types: int2 < int4 < int8 < numeric < float4 < float8.
+int NumericRank(TypeId id);
 bool IsDateTimeFamily(TypeId id);
 bool IsIntFamily(TypeId id);
 

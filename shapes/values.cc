@@ -613,6 +613,22 @@ bool IsNumericFamily(TypeId id) {
   return IsIntFamily(id) || id == TypeId::kNumeric || id == TypeId::kFloat4 ||
          id == TypeId::kFloat8;
 }
+int NumericRank(TypeId id) {
+  switch (id) {
+    case TypeId::kInt2:
+      return 0;
+    case TypeId::kInt4:
+      return 1;
+    case TypeId::kInt8:
+      return 2;
+    case TypeId::kNumeric:
+      return 3;
+    case TypeId::kFloat4:
+      return 4;
+    default:
+      return 5;
+  }
+}
 bool IsDateTimeFamily(TypeId id) {
   return id == TypeId::kDate || id == TypeId::kTimestamp || id == TypeId::kTimestampTz;
 }
@@ -1006,23 +1022,7 @@ std::optional<SqlType> ArithmeticType(Op op, const SqlType& a, const SqlType& b)
     return std::nullopt;
   }
   if (!IsNumericFamily(x) || !IsNumericFamily(y)) return std::nullopt;
-  auto rank = [](TypeId id) {
-    switch (id) {
-      case TypeId::kInt2:
-        return 0;
-      case TypeId::kInt4:
-        return 1;
-      case TypeId::kInt8:
-        return 2;
-      case TypeId::kNumeric:
-        return 3;
-      case TypeId::kFloat4:
-        return 4;
-      default:
-        return 5;
-    }
-  };
-  TypeId r = rank(x) >= rank(y) ? x : y;
+  TypeId r = NumericRank(x) >= NumericRank(y) ? x : y;
   // Postgres has float4 op float4 and float4 op float8 only; numeric or integers with float4
   // resolve to float8 (its preferred type).
   if (r == TypeId::kFloat4 && (x != TypeId::kFloat4 || y != TypeId::kFloat4)) {
