@@ -564,7 +564,10 @@ TEST_F(ReplicationTest, FlushPositionNeverPassesWhatTheLogMadeDurable) {
                                  config_.slot + "'"));
   int checks = 0;
   Lsn highest;
-  while (writing.load()) {
+  // Check while the writer runs, and after it until the slot has advanced at least once (a busy
+  // machine may not get there before the writer ends).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (writing.load() || (highest <= created && std::chrono::steady_clock::now() < deadline)) {
     // Read the slot first: the log's durable position only grows, so a violation is certain.
     const Lsn confirmed =
         *Lsn::Parse(QueryValue(*conn,
