@@ -915,22 +915,29 @@ class Parser {
     return e;
   }
 
+  // A comma-separated list of expressions, then `close` (consumed); empty only when allowed.
+  absl::StatusOr<std::vector<ExprPtr>> ParseList(Tok close, bool allow_empty) {
+    std::vector<ExprPtr> items;
+    if (!allow_empty || Peek().kind != close) {
+      while (true) {
+        absl::StatusOr<ExprPtr> item = ParseExpr();
+        if (!item.ok()) return item.status();
+        items.push_back(*std::move(item));
+        if (Peek().kind != Tok::kComma) break;
+        Next();
+      }
+    }
+    if (absl::Status s = Expect(close); !s.ok()) return s;
+    return items;
+  }
+
   absl::StatusOr<ExprPtr> ParseIn(ExprPtr left, bool negated, int position) {
     if (Peek().kind != Tok::kLParen) return SyntaxError(Peek());
     Next();
     if (PeekKeyword("select")) return Error("subqueries are not supported" + At(Peek().position));
-    std::vector<ExprPtr> items;
-    while (true) {
-      absl::StatusOr<ExprPtr> item = ParseExpr();
-      if (!item.ok()) return item;
-      items.push_back(*std::move(item));
-      if (Peek().kind == Tok::kComma) {
-        Next();
-        continue;
-      }
-      if (absl::Status s = Expect(Tok::kRParen); !s.ok()) return s;
-      break;
-    }
+    absl::StatusOr<std::vector<ExprPtr>> list = ParseList(Tok::kRParen, /*allow_empty=*/false);
+    if (!list.ok()) return list.status();
+    std::vector<ExprPtr> items = *std::move(list);
     // The operand's type comes from the first typed item when it is itself unknown.
     if (IsUnknown(*left)) {
       for (const ExprPtr& item : items) {
@@ -1371,20 +1378,9 @@ class Parser {
     }
     Next();  // (
     if (PeekKeyword("select")) return Error("subqueries are not supported" + At(Peek().position));
-    std::vector<ExprPtr> args;
-    if (Peek().kind != Tok::kRParen) {
-      while (true) {
-        absl::StatusOr<ExprPtr> a = ParseExpr();
-        if (!a.ok()) return a;
-        args.push_back(*std::move(a));
-        if (Peek().kind == Tok::kComma) {
-          Next();
-          continue;
-        }
-        break;
-      }
-    }
-    if (absl::Status s = Expect(Tok::kRParen); !s.ok()) return s;
+    absl::StatusOr<std::vector<ExprPtr>> list = ParseList(Tok::kRParen, /*allow_empty=*/true);
+    if (!list.ok()) return list.status();
+    std::vector<ExprPtr> args = *std::move(list);
     if (op == Op::kLower || op == Op::kUpper) {
       if (args.size() != 1) {
         return Error(absl::StrCat("function ", name.text, "() takes one argument", At(position)));
@@ -1441,20 +1437,9 @@ class Parser {
   absl::StatusOr<ExprPtr> ParseArray(int position) {
     if (Peek().kind == Tok::kLParen) return Error("subqueries are not supported" + At(position));
     if (absl::Status s = Expect(Tok::kLBracket); !s.ok()) return s;
-    std::vector<ExprPtr> items;
-    if (Peek().kind != Tok::kRBracket) {
-      while (true) {
-        absl::StatusOr<ExprPtr> item = ParseExpr();
-        if (!item.ok()) return item;
-        items.push_back(*std::move(item));
-        if (Peek().kind == Tok::kComma) {
-          Next();
-          continue;
-        }
-        break;
-      }
-    }
-    if (absl::Status s = Expect(Tok::kRBracket); !s.ok()) return s;
+    absl::StatusOr<std::vector<ExprPtr>> list = ParseList(Tok::kRBracket, /*allow_empty=*/true);
+    if (!list.ok()) return list.status();
+    std::vector<ExprPtr> items = *std::move(list);
     std::optional<SqlType> common;
     for (const ExprPtr& item : items) {
       if (item->kind != Expr::Kind::kLiteral) {
