@@ -1786,6 +1786,42 @@ absl::StatusOr<std::unique_ptr<Expr>> Bind(const Expr& expr, const ParamValues& 
 
 std::string Canonical(const Expr& expr) { return Render(expr).text; }
 
+namespace {
+
+// Replaces every non-null literal of `e` by a parameter whose name renders as "$N::type".
+void ParameterizeLiterals(Expr* e, std::vector<std::optional<std::string>>* params) {
+  if (e->kind == Expr::Kind::kLiteral && !e->literal.is_null()) {
+    std::string text;
+    if (IsUnknown(*e) || e->type.array) {
+      text = e->literal.string_value();
+    } else {
+      text = FormatText(e->literal, e->type);
+    }
+    params->push_back(std::move(text));
+    e->kind = Expr::Kind::kParam;
+    e->name = std::to_string(params->size());
+    if (!IsUnknown(*e)) absl::StrAppend(&e->name, "::", e->type.ToString());
+    return;
+  }
+  for (auto& a : e->args) ParameterizeLiterals(a.get(), params);
+}
+
+}  // namespace
+
+std::string ToSql(const Expr& expr, std::vector<std::optional<std::string>>* params) {
+  std::unique_ptr<Expr> copy = expr.Clone();
+  ParameterizeLiterals(copy.get(), params);
+  return Render(*copy).text;
+}
+
+absl::StatusOr<Value> ParseTypedText(const SqlType& type, std::string_view text) {
+  absl::StatusOr<Value> v = internal::InputText(type, text);
+  if (!v.ok() && v.status().code() != absl::StatusCode::kInvalidArgument) {
+    return absl::InvalidArgumentError(v.status().message());
+  }
+  return v;
+}
+
 std::vector<const Expr*> Conjuncts(const Expr& expr) {
   std::vector<const Expr*> out;
   CollectFlattened(expr, Op::kAnd, &out);

@@ -136,6 +136,16 @@ absl::StatusOr<bool> Matches(const Expr& expr, const std::vector<Value>& row,
 // keywords, redundant parentheses or the order of AND conjuncts. Used to hash instance identity.
 std::string Canonical(const Expr& expr);
 
+// Renders a bound expression (no parameters left) as Postgres SQL in which every non-null literal
+// is a query parameter: the text says $1, $2, ... with a cast to the literal's type, and `params`
+// receives their values in Postgres's text form. No value ever becomes SQL text. Parameter
+// numbers start at params->size() + 1, so a caller may number its own parameters first.
+std::string ToSql(const Expr& expr, std::vector<std::optional<std::string>>* params);
+
+// Parses a value of `type` from Postgres's text form ("42", "2026-01-01", "{1,2,3}"), as the
+// type's input function would. Errors are InvalidArgument with Postgres's message.
+absl::StatusOr<Value> ParseTypedText(const SqlType& type, std::string_view text);
+
 // The top-level AND conjuncts of `expr` (the expression itself when it is not an AND).
 std::vector<const Expr*> Conjuncts(const Expr& expr);
 

@@ -136,6 +136,7 @@ absl::StatusOr<std::shared_ptr<const ShapeInstance>> ShapeInstance::Create(
     and_expr->args = std::move(conjuncts);
     instance->predicate_ = std::move(and_expr);
   }
+  instance->filter_ = std::string(filter);
   instance->canonical_ = instance->predicate_ ? Canonical(*instance->predicate_) : "";
 
   std::string canonical;

@@ -65,6 +65,8 @@ class ShapeInstance {
   // The bound WHERE ANDed with the filter, over the table's columns; null when every row of the
   // table belongs to the instance.
   const Expr* predicate() const { return predicate_.get(); }
+  // The client filter as given to Create ("" for none).
+  const std::string& filter() const { return filter_; }
   // Canonical(predicate()), "" when there is none.
   const std::string& canonical_predicate() const { return canonical_; }
 
@@ -78,6 +80,7 @@ class ShapeInstance {
   std::shared_ptr<const ShapeDefinition> definition_;
   ParamValues values_;
   std::unique_ptr<const Expr> predicate_;
+  std::string filter_;
   std::string canonical_;
   InstanceId id_;
 };

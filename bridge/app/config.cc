@@ -173,6 +173,131 @@ void ParseShapes(Parser& p, const YAML::Node& list, Config* config) {
   }
 }
 
+std::optional<std::string> ReadKeyFile(Parser& p, const YAML::Node& node, const std::string& key,
+                                       const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    p.Error(node, key, absl::StrCat("cannot read ", path));
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void ParseAuth(Parser& p, const YAML::Node& auth, Config* config) {
+  if (!p.CheckMap(auth, "auth", {"jwt"})) return;
+  const YAML::Node jwt = p.Find(auth, "jwt");
+  if (!jwt) {
+    p.Error(auth, "auth.jwt", "is required: clients authenticate with a JWT");
+    return;
+  }
+  if (!p.CheckMap(jwt, "auth.jwt", {"keys", "issuer", "audience", "leeway_s", "require_exp"})) {
+    return;
+  }
+  auth::JwtConfig& c = config->jwt;
+  p.Get(jwt, "auth.jwt", "issuer", &c.issuer);
+  p.Get(jwt, "auth.jwt", "audience", &c.audience);
+  p.Get(jwt, "auth.jwt", "require_exp", &c.require_exp);
+  int64_t leeway = c.leeway.count();
+  p.Get(jwt, "auth.jwt", "leeway_s", &leeway);
+  c.leeway = std::chrono::seconds(std::max<int64_t>(leeway, 0));
+  const YAML::Node keys = p.Find(jwt, "keys");
+  if (!keys || !keys.IsSequence() || keys.size() == 0) {
+    p.Error(keys ? keys : jwt, "auth.jwt.keys",
+            "is required: a list of keys, each {algorithm: HS256, secret_file: FILE} or "
+            "{algorithm: RS256, public_key_file: FILE}");
+    return;
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string path = absl::StrCat("auth.jwt.keys[", i, "]");
+    const YAML::Node k = keys[i];
+    if (!p.CheckMap(
+            k, path,
+            {"algorithm", "secret", "secret_file", "public_key", "public_key_file", "key_id"})) {
+      continue;
+    }
+    auth::JwtKey key;
+    p.Get(k, path, "algorithm", &key.algorithm);
+    p.Get(k, path, "key_id", &key.key_id);
+    p.Get(k, path, "secret", &key.secret);
+    p.Get(k, path, "public_key", &key.public_key_pem);
+    std::string file;
+    p.Get(k, path, "secret_file", &file);
+    if (!file.empty()) {
+      if (auto text = ReadKeyFile(p, p.Find(k, "secret_file"), path + ".secret_file", file)) {
+        // A trailing newline of the file is not part of the secret.
+        while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+        key.secret = *text;
+      }
+    }
+    file.clear();
+    p.Get(k, path, "public_key_file", &file);
+    if (!file.empty()) {
+      if (auto text =
+              ReadKeyFile(p, p.Find(k, "public_key_file"), path + ".public_key_file", file)) {
+        key.public_key_pem = *text;
+      }
+    }
+    c.keys.push_back(std::move(key));
+  }
+  if (p.errors().empty()) {
+    auto verifier = auth::JwtVerifier::Create(c);
+    if (!verifier.ok()) p.Error(jwt, "auth.jwt", std::string(verifier.status().message()));
+  }
+}
+
+void ParseServing(Parser& p, const YAML::Node& root, Config* config) {
+  if (YAML::Node s = p.Find(root, "shape_log"); s) {
+    ShapeLogConfig& c = config->shape_log;
+    if (p.CheckMap(s, "shape_log", {"dir", "fsync", "max_instance_bytes", "idle_retire_s"})) {
+      p.Get(s, "shape_log", "dir", &c.dir);
+      p.Get(s, "shape_log", "fsync", &c.fsync);
+      p.Get(s, "shape_log", "max_instance_bytes", &c.max_instance_bytes);
+      int64_t idle = c.idle_retire.count();
+      p.Get(s, "shape_log", "idle_retire_s", &idle);
+      c.idle_retire = std::chrono::seconds(std::max<int64_t>(idle, 0));
+    }
+  }
+  if (config->shape_log.dir.empty() && !config->log.dir.empty()) {
+    config->shape_log.dir = config->log.dir + "/shapes";
+  }
+  config->snapshot.dsn = config->replication.dsn;
+  config->snapshot.connect_timeout = config->replication.connect_timeout;
+  if (YAML::Node s = p.Find(root, "snapshot"); s) {
+    if (p.CheckMap(s, "snapshot", {"workers", "batch_rows"})) {
+      p.Get(s, "snapshot", "workers", &config->snapshot.workers);
+      p.Get(s, "snapshot", "batch_rows", &config->snapshot.batch_rows);
+      if (config->snapshot.workers < 1) {
+        p.Error(p.Find(s, "workers"), "snapshot.workers", "must be at least 1");
+      }
+      if (config->snapshot.batch_rows < 1) {
+        p.Error(p.Find(s, "batch_rows"), "snapshot.batch_rows", "must be at least 1");
+      }
+    }
+  }
+  if (YAML::Node s = p.Find(root, "server"); s) {
+    ServerConfig& c = config->server;
+    if (p.CheckMap(s, "server",
+                   {"listen", "heartbeat_interval_ms", "max_client_lag_entries", "batch_entries",
+                    "max_subscriptions", "drain_timeout_ms"})) {
+      p.Get(s, "server", "listen", &c.listen);
+      p.GetMillis(s, "server", "heartbeat_interval_ms", &c.heartbeat_interval, 100);
+      p.Get(s, "server", "max_client_lag_entries", &c.max_client_lag_entries);
+      p.Get(s, "server", "batch_entries", &c.batch_entries);
+      p.Get(s, "server", "max_subscriptions", &c.max_subscriptions);
+      p.GetMillis(s, "server", "drain_timeout_ms", &c.drain_timeout, 0);
+      if (c.batch_entries < 1) {
+        p.Error(p.Find(s, "batch_entries"), "server.batch_entries", "must be at least 1");
+      }
+      if (c.max_subscriptions < 1) {
+        p.Error(p.Find(s, "max_subscriptions"), "server.max_subscriptions", "must be at least 1");
+      }
+    }
+  }
+  if (YAML::Node a = p.Find(root, "auth"); a) ParseAuth(p, a, config);
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& file_name) {
@@ -188,7 +313,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   if (!root.IsDefined() || root.IsNull()) {
     return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
   }
-  if (p.CheckMap(root, "", {"postgres", "replication", "log", "shapes"})) {
+  if (p.CheckMap(root, "",
+                 {"postgres", "replication", "log", "shapes", "shape_log", "snapshot", "server",
+                  "auth"})) {
     if (YAML::Node pg = p.Find(root, "postgres"); pg) {
       if (p.CheckMap(pg, "postgres", {"dsn"}))
         p.Get(pg, "postgres", "dsn", &config.replication.dsn);
@@ -268,6 +395,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       }
     }
     if (config.log.dir.empty()) p.Error(root, "log.dir", "is required (a directory)");
+    ParseServing(p, root, &config);
   }
   if (!p.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(p.errors(), "\n"));

@@ -4,8 +4,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bridge/auth/jwt.h"
 #include "bridge/log/embedded_log.h"
+#include "bridge/log/shape_log.h"
 #include "bridge/replication/replication_config.h"
+#include "bridge/server/snapshotter.h"
+#include "bridge/server/sync_server.h"
 #include "shapes/definition.h"
 
 namespace shapebridge {
@@ -19,6 +23,10 @@ struct Config {
   std::vector<shapes::ShapeDefinitionSpec> shapes;
   // Where each shape is defined ("FILE:LINE:COLUMN"), parallel to `shapes`, for error messages.
   std::vector<std::string> shape_locations;
+  ShapeLogConfig shape_log;  // `shape_log` section; dir defaults to log.dir + "/shapes"
+  SnapshotConfig snapshot;   // `snapshot` section; dsn is postgres.dsn
+  ServerConfig server;       // `server` section
+  auth::JwtConfig jwt;       // `auth.jwt` section (key files are read while parsing)
 };
 
 // Parses and validates a YAML config. On failure the status message lists every problem, one a

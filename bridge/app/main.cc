@@ -10,6 +10,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
+#include "bridge/app/service.h"
+#include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replicator.h"
@@ -70,6 +72,56 @@ int RunReplicate(const std::string& config_path) {
   spdlog::info("[log dir={}] stopped; durable through {}", config->log.dir,
                (*log)->DurableLsn().ToString());
   return 0;
+}
+
+int RunServe(const std::string& config_path) {
+  const sigset_t signals = BlockStopSignals();
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  auto service = Service::Create(*config);
+  if (!service.ok()) return Fail(service.status());
+  if (absl::Status s = (*service)->Start(); !s.ok()) return Fail(s);
+  std::cout << "shapebridge: serving on port " << (*service)->port() << std::endl;
+  while (!(*service)->done()) {
+    if (WaitForStopSignal(signals, std::chrono::milliseconds(1000))) {
+      spdlog::info("[server] stop requested: draining streams");
+      break;
+    }
+    (*service)->Tick();
+  }
+  (*service)->Stop();
+  if (absl::Status s = (*service)->exit_status(); !s.ok()) return Fail(s);
+  spdlog::info("[server] stopped");
+  return 0;
+}
+
+// Signs a token with the config's first key of `algorithm` (development and tests).
+int RunToken(const std::string& config_path, const std::string& claims_text, int ttl_s) {
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  nlohmann::json claims = nlohmann::json::parse(claims_text, nullptr, false);
+  if (!claims.is_object()) {
+    return Fail(absl::InvalidArgumentError("--claims must be a JSON object"));
+  }
+  if (!claims.contains("exp")) {
+    claims["exp"] = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    ttl_s;
+  }
+  if (!config->jwt.issuer.empty() && !claims.contains("iss")) claims["iss"] = config->jwt.issuer;
+  if (!config->jwt.audience.empty() && !claims.contains("aud")) {
+    claims["aud"] = config->jwt.audience;
+  }
+  for (const auth::JwtKey& key : config->jwt.keys) {
+    if (key.algorithm != "HS256") continue;
+    auto token = auth::SignToken(claims, "HS256", key.secret, key.key_id);
+    if (!token.ok()) return Fail(token.status());
+    std::cout << *token << "\n";
+    return 0;
+  }
+  return Fail(absl::InvalidArgumentError(
+      "token signs with an HS256 key of auth.jwt.keys, and the config has none"));
 }
 
 nlohmann::json ValueJson(const Value& v) {
@@ -228,6 +280,18 @@ int main(int argc, char** argv) {
   tail->add_flag("--follow,-f", follow, "Keep printing new transactions until interrupted");
   tail->add_flag("--json", json, "One JSON object per transaction");
 
+  auto* serve = app.add_subcommand(
+      "serve", "Replicate, route and serve shapes to gRPC clients (runs until SIGTERM)");
+  serve->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+
+  std::string claims = "{}";
+  int ttl_s = 3600;
+  auto* token = app.add_subcommand(
+      "token", "Print a JWT signed with the config's HS256 key (for development and tests)");
+  token->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+  token->add_option("--claims", claims, "Claims as a JSON object, e.g. '{\"sub\":\"ada\"}'");
+  token->add_option("--ttl", ttl_s, "Seconds until it expires (when --claims has no exp)");
+
   std::string check_path;
   auto* check = app.add_subcommand("check-config", "Validate a config file and print every error");
   check->add_option("file", check_path, "Config file (YAML)")->required();
@@ -235,6 +299,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*replicate) return shapebridge::RunReplicate(config_path);
+  if (*serve) return shapebridge::RunServe(config_path);
+  if (*token) return shapebridge::RunToken(config_path, claims, ttl_s);
   if (*check) return shapebridge::RunCheckConfig(check_path);
   if (*tail) {
     if (dir.empty()) {

@@ -133,6 +133,40 @@ absl::StatusOr<PgResult> PgConnection::ExecParams(
   return PgResult(raw);
 }
 
+absl::Status PgConnection::StreamRows(
+    std::string_view sql, const std::vector<std::optional<std::string>>& params,
+    const std::function<absl::Status(const PgResult& row)>& on_row) {
+  const std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                        values.data(), nullptr, nullptr, 0) != 1) {
+    return absl::UnavailableError(TrimmedError(PQerrorMessage(conn_)));
+  }
+  PQsetSingleRowMode(conn_);
+  absl::Status result;
+  while (pg_result* raw = PQgetResult(conn_)) {
+    PgResult owned(raw);
+    const ExecStatusType status = PQresultStatus(raw);
+    if (!result.ok()) continue;  // drain after an error
+    if (status == PGRES_SINGLE_TUPLE) {
+      if (absl::Status s = on_row(owned); !s.ok()) {
+        result = s;
+        // Ask the server to stop sending; the remaining results are drained above.
+        if (PGcancel* cancel = PQgetCancel(conn_)) {
+          char err[256];
+          PQcancel(cancel, err, sizeof err);
+          PQfreeCancel(cancel);
+        }
+      }
+      continue;
+    }
+    if (absl::Status s = ResultStatus(raw, sql); !s.ok()) result = s;
+  }
+  return result;
+}
+
 std::string PgConnection::QuoteIdentifier(std::string_view name) const {
   char* quoted = PQescapeIdentifier(conn_, name.data(), name.size());
   std::string result = quoted ? quoted : "";

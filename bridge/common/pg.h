@@ -4,6 +4,7 @@
 // callers see statuses and strings, never a PGconn or PGresult.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,13 @@ class PgConnection {
   absl::StatusOr<PgResult> Exec(std::string_view sql);
   absl::StatusOr<PgResult> ExecParams(std::string_view sql,
                                       const std::vector<std::optional<std::string>>& params);
+
+  // Runs one query and hands its rows to `on_row` one at a time (libpq's single-row mode), so the
+  // result never has to fit in memory. Each PgResult holds exactly one row. An error from
+  // `on_row` stops the query (the connection is then reset to idle) and is returned.
+  absl::Status StreamRows(std::string_view sql,
+                          const std::vector<std::optional<std::string>>& params,
+                          const std::function<absl::Status(const PgResult& row)>& on_row);
 
   // Quotes a name (table, slot, publication) for SQL text.
   std::string QuoteIdentifier(std::string_view name) const;

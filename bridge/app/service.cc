@@ -1,0 +1,83 @@
+#include "bridge/app/service.h"
+
+#include "absl/strings/str_cat.h"
+#include "bridge/common/pg.h"
+#include "bridge/log/routing_sink.h"
+#include "bridge/replication/replicator.h"
+#include "shapes/router.h"
+#include "spdlog/spdlog.h"
+
+namespace shapebridge {
+
+absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
+  if (config.jwt.keys.empty()) {
+    return absl::InvalidArgumentError(
+        "serve needs auth.jwt: clients authenticate with a JWT (see README, Configuration)");
+  }
+  if (config.shapes.empty()) {
+    return absl::InvalidArgumentError("serve needs at least one shape in `shapes`");
+  }
+  std::unique_ptr<Service> s(new Service());
+  s->config_ = config;
+  auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
+                                   config.replication.connect_timeout);
+  if (!sql.ok()) return sql.status();
+  auto compiled = CompileShapes(config, **sql);
+  if (!compiled.ok()) return compiled.status();
+  DefinitionMap definitions;
+  for (auto& d : *compiled) definitions.emplace(d->name, d);
+  spdlog::info("[shapes] {} shape definitions checked against the catalog", definitions.size());
+
+  auto verifier = auth::JwtVerifier::Create(config.jwt);
+  if (!verifier.ok()) return verifier.status();
+  s->verifier_ = *std::move(verifier);
+  s->router_ = std::make_unique<shapes::Router>();
+  auto log = ShapeLog::Open(config.shape_log, *s->router_, [&definitions](const std::string& name) {
+    auto it = definitions.find(name);
+    return it == definitions.end() ? nullptr : it->second;
+  });
+  if (!log.ok()) return log.status();
+  s->log_ = *std::move(log);
+  spdlog::info("[shape_log dir={}] {} instances recovered, durable through {}",
+               config.shape_log.dir, s->log_->stats().instances.load(),
+               s->log_->DurableLsn().ToString());
+  s->sink_ = std::make_unique<RoutingSink>(*s->router_, *s->log_);
+  s->replicator_ = std::make_unique<Replicator>(config.replication, *s->sink_);
+  s->snapshotter_ = std::make_unique<Snapshotter>(config.snapshot, *s->log_);
+  s->server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s->log_,
+                                            *s->snapshotter_, *s->verifier_);
+  return s;
+}
+
+Service::~Service() { Stop(); }
+
+absl::Status Service::Start() {
+  replicator_->Start();
+  snapshotter_->Start();
+  if (absl::Status st = server_->Start(); !st.ok()) return st;
+  spdlog::info("[server] serving on port {}", server_->port());
+  return absl::OkStatus();
+}
+
+void Service::Stop() {
+  if (stopped_ || !server_) return;
+  stopped_ = true;
+  server_->Shutdown();
+  snapshotter_->Stop();
+  replicator_->Stop();
+  if (absl::Status st = log_->Sync(); !st.ok()) {
+    spdlog::error("[shape_log] last sync failed: {}", std::string(st.message()));
+  }
+}
+
+void Service::Tick() {
+  if (absl::Status st = log_->RetireIdle(std::chrono::steady_clock::now()); !st.ok()) {
+    spdlog::warn("[shape_log] retention: {}", std::string(st.message()));
+  }
+}
+
+int Service::port() const { return server_->port(); }
+bool Service::done() const { return replicator_->done(); }
+absl::Status Service::exit_status() const { return replicator_->exit_status(); }
+
+}  // namespace shapebridge

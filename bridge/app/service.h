@@ -1,0 +1,61 @@
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "bridge/app/config.h"
+
+namespace shapebridge {
+
+namespace shapes {
+class Router;
+}
+namespace auth {
+class JwtVerifier;
+}
+class Replicator;
+class RoutingSink;
+
+// `shapebridge serve`: replication, routing, the shape log, snapshots and the gRPC server in
+// one process, wired from the config. The composition root of the serving path (main and the
+// integration tests both use it).
+//
+// Lifecycle: Create() checks the config against the database and opens the shape log; Start()
+// starts serving; Stop() (idempotent) drains the streams, stops replication and makes the log
+// durable. done() turns true when replication ended by itself (exit_status() says why).
+class Service {
+ public:
+  static absl::StatusOr<std::unique_ptr<Service>> Create(const Config& config);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  absl::Status Start();
+  void Stop();
+  // Periodic upkeep (retention of idle instances); call about once a second.
+  void Tick();
+
+  int port() const;
+  bool done() const;
+  absl::Status exit_status() const;
+
+  ShapeLog& shape_log() { return *log_; }
+  const SyncServer& server() const { return *server_; }
+  const Replicator& replicator() const { return *replicator_; }
+  const shapes::Router& router() const { return *router_; }
+
+ private:
+  Service() = default;
+
+  Config config_;
+  std::unique_ptr<shapes::Router> router_;
+  std::unique_ptr<ShapeLog> log_;
+  std::unique_ptr<RoutingSink> sink_;
+  std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<Snapshotter> snapshotter_;
+  std::unique_ptr<auth::JwtVerifier> verifier_;
+  std::unique_ptr<SyncServer> server_;
+  bool stopped_ = false;
+};
+
+}  // namespace shapebridge

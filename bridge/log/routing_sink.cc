@@ -1,0 +1,84 @@
+#include "bridge/log/routing_sink.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace shapebridge {
+
+RoutingSink::RoutingSink(shapes::Router& router, ShapeLog& log)
+    : router_(router), log_(log), written_through_(log.DurableLsn()) {}
+
+absl::Status RoutingSink::OnRelation(const RelationInfo& relation) {
+  relations_[relation.id] = relation;
+  return absl::OkStatus();
+}
+
+absl::Status RoutingSink::OnBegin(const TransactionBegin& begin) {
+  // A transaction that began but never committed (the session ended) is simply dropped.
+  entries_.clear();
+  in_txn_ = true;
+  skipping_ = begin.commit_lsn < written_through_;
+  xid_ = begin.xid;
+  if (!skipping_) seq_ = log_.NoteBegin(begin.xid);
+  return absl::OkStatus();
+}
+
+void RoutingSink::Collect(RetireReason refetch_reason) {
+  for (shapes::ShapeEntry& e : scratch_) {
+    const RetireReason reason =
+        e.kind == shapes::EntryKind::kMustRefetch ? refetch_reason : RetireReason::kNone;
+    entries_.push_back({std::move(e), reason});
+  }
+  scratch_.clear();
+}
+
+absl::Status RoutingSink::OnChange(const RowChange& change) {
+  if (skipping_) return absl::OkStatus();
+  auto it = relations_.find(change.relation);
+  if (it == relations_.end()) {
+    return absl::InternalError(
+        absl::StrCat("change of relation ", change.relation.value(), " before its description"));
+  }
+  router_.Route(it->second, change, &scratch_);
+  Collect(RetireReason::kSchemaChanged);
+  return absl::OkStatus();
+}
+
+absl::Status RoutingSink::OnTruncate(const TruncateChange& truncate) {
+  if (skipping_) return absl::OkStatus();
+  for (RelationId id : truncate.relations) {
+    auto it = relations_.find(id);
+    if (it == relations_.end()) continue;
+    router_.RouteTruncate(it->second, &scratch_);
+    Collect(RetireReason::kTruncated);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RoutingSink::OnCommit(const TransactionCommit& commit) {
+  in_txn_ = false;
+  if (skipping_) {
+    skipping_ = false;
+    return absl::OkStatus();
+  }
+  absl::Status s =
+      log_.AppendTransaction(seq_, commit.xid, commit.commit_lsn, commit.end_lsn, entries_);
+  entries_.clear();
+  written_through_ = std::max(written_through_, commit.end_lsn);
+  return s;
+}
+
+absl::Status RoutingSink::OnIdlePosition(Lsn position) {
+  if (position <= written_through_) return absl::OkStatus();
+  written_through_ = position;
+  return log_.AdvanceIdle(position);
+}
+
+absl::Status RoutingSink::OnStreamReset(Lsn position, std::string_view reason) {
+  entries_.clear();
+  in_txn_ = false;
+  skipping_ = false;
+  written_through_ = position;
+  return log_.ResetAll(position, reason);
+}
+
+}  // namespace shapebridge

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/log/shape_log.h"
+#include "bridge/replication/transaction_sink.h"
+#include "shapes/router.h"
+
+namespace shapebridge {
+
+// The routing stage: the TransactionSink that turns the replication stream into shape log
+// entries. Each change goes through the router as it arrives; the entries of a transaction are
+// held until its commit (memory grows with the entries a transaction gives the registered
+// instances, not with the transaction) and then appended to the ShapeLog at once. Durability and
+// the flush position are the ShapeLog's. Called from the replication thread only (see
+// TransactionSink); the router and the log must outlive it.
+class RoutingSink final : public TransactionSink {
+ public:
+  RoutingSink(shapes::Router& router, ShapeLog& log);
+
+  Lsn DurableLsn() const override { return log_.DurableLsn(); }
+  absl::Status OnRelation(const RelationInfo& relation) override;
+  absl::Status OnBegin(const TransactionBegin& begin) override;
+  absl::Status OnChange(const RowChange& change) override;
+  absl::Status OnTruncate(const TruncateChange& truncate) override;
+  absl::Status OnCommit(const TransactionCommit& commit) override;
+  absl::Status OnIdlePosition(Lsn position) override;
+  absl::Status OnStreamReset(Lsn position, std::string_view reason) override;
+  absl::Status Sync() override { return log_.Sync(); }
+
+ private:
+  void Collect(RetireReason refetch_reason);
+
+  shapes::Router& router_;
+  ShapeLog& log_;
+  std::unordered_map<RelationId, RelationInfo> relations_;
+  Lsn written_through_;  // transactions committing below this were routed already
+  bool in_txn_ = false;
+  bool skipping_ = false;
+  uint64_t seq_ = 0;
+  Xid xid_;
+  std::vector<shapes::ShapeEntry> scratch_;
+  std::vector<RoutedEntry> entries_;
+};
+
+}  // namespace shapebridge

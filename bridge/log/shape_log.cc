@@ -1,0 +1,710 @@
+#include "bridge/log/shape_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "bridge/log/record_codec.h"
+#include "shapebridge/log/v1/shapelog.pb.h"
+
+namespace shapebridge {
+
+namespace {
+
+constexpr char kJournalName[] = "shapes.journal";
+constexpr size_t kRecentTransactions = 4096;
+
+absl::Status ErrnoError(std::string_view what, const std::string& path) {
+  return absl::InternalError(
+      absl::StrCat(std::string(what), " ", path, ": ", std::strerror(errno)));
+}
+
+std::string IdBytes(shapes::InstanceId id) {
+  std::string out(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>(id.high() >> (56 - 8 * i));
+    out[8 + i] = static_cast<char>(id.low() >> (56 - 8 * i));
+  }
+  return out;
+}
+
+shapes::InstanceId IdFromBytes(const std::string& bytes) {
+  if (bytes.size() != 16) return {};
+  uint64_t high = 0;
+  uint64_t low = 0;
+  for (int i = 0; i < 8; ++i) {
+    high = (high << 8) | static_cast<uint8_t>(bytes[i]);
+    low = (low << 8) | static_cast<uint8_t>(bytes[8 + i]);
+  }
+  return shapes::InstanceId(high, low);
+}
+
+void EncodeEntry(const StoredEntry& e, log::v1::EntryRecord* out) {
+  out->set_instance_id(IdBytes(e.entry.instance));
+  out->set_lsn(e.offset.lsn.value());
+  out->set_index(e.offset.index);
+  out->set_kind(static_cast<uint32_t>(e.entry.kind));
+  for (const Value& v : e.entry.key) logrecord::ToProto(v, out->add_key());
+  for (const shapes::FieldValue& f : e.entry.fields) {
+    out->add_field_columns(static_cast<uint32_t>(f.column));
+    logrecord::ToProto(f.value, out->add_field_values());
+  }
+}
+
+absl::StatusOr<StoredEntry> DecodeEntry(const log::v1::EntryRecord& r) {
+  StoredEntry e;
+  e.offset = LogOffset{Lsn(r.lsn()), r.index()};
+  e.entry.instance = IdFromBytes(r.instance_id());
+  if (r.kind() > static_cast<uint32_t>(shapes::EntryKind::kMustRefetch)) {
+    return absl::DataLossError(absl::StrCat("unknown entry kind ", r.kind()));
+  }
+  e.entry.kind = static_cast<shapes::EntryKind>(r.kind());
+  for (const auto& v : r.key()) {
+    absl::StatusOr<Value> value = logrecord::FromProto(v);
+    if (!value.ok()) return value.status();
+    e.entry.key.push_back(*std::move(value));
+  }
+  if (r.field_columns_size() != r.field_values_size()) {
+    return absl::DataLossError("entry fields and values differ in number");
+  }
+  for (int i = 0; i < r.field_columns_size(); ++i) {
+    absl::StatusOr<Value> value = logrecord::FromProto(r.field_values(i));
+    if (!value.ok()) return value.status();
+    e.entry.fields.push_back({static_cast<int>(r.field_columns(i)), *std::move(value)});
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string LogOffset::ToString() const { return absl::StrCat(lsn.ToString(), "#", index); }
+
+absl::StatusOr<PgSnapshot> PgSnapshot::Parse(std::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(std::string(text), ':');
+  PgSnapshot s;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &s.xmin) ||
+      !absl::SimpleAtoi(parts[1], &s.xmax)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed snapshot \"", std::string(text), "\""));
+  }
+  if (!parts[2].empty()) {
+    for (const std::string& x : std::vector<std::string>(absl::StrSplit(parts[2], ','))) {
+      uint64_t xid = 0;
+      if (!absl::SimpleAtoi(x, &xid)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("malformed snapshot \"", std::string(text), "\""));
+      }
+      s.xip.push_back(xid);
+    }
+  }
+  std::sort(s.xip.begin(), s.xip.end());
+  return s;
+}
+
+std::string PgSnapshot::ToString() const {
+  std::string out = absl::StrCat(xmin, ":", xmax, ":");
+  for (size_t i = 0; i < xip.size(); ++i) absl::StrAppend(&out, i ? "," : "", xip[i]);
+  return out;
+}
+
+bool PgSnapshot::Visible(Xid xid) const {
+  // Extend the 32-bit xid with xmax's epoch; an xid numerically above xmax's low half belongs to
+  // the previous epoch.
+  uint64_t full = (xmax & ~0xffffffffULL) | xid.value();
+  if (full > xmax && full >= (1ULL << 32)) full -= 1ULL << 32;
+  if (full < xmin) return true;
+  if (full >= xmax) return false;
+  return !std::binary_search(xip.begin(), xip.end(), full);
+}
+
+void Waker::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    signaled_ = true;
+  }
+  cv_.notify_one();
+}
+
+bool Waker::WaitUntil(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [&] { return signaled_; });
+  const bool woken = signaled_;
+  signaled_ = false;
+  return woken;
+}
+
+// The journal file: append-only framed ShapeLogRecords.
+struct ShapeLog::Journal {
+  std::string path;
+  int fd = -1;
+  std::string buffer;  // appended, not yet written
+  std::string scratch;
+
+  ~Journal() {
+    if (fd >= 0) close(fd);
+  }
+  void Append(const log::v1::ShapeLogRecord& record, uint64_t* bytes = nullptr) {
+    scratch.clear();
+    record.SerializeToString(&scratch);
+    logrecord::AppendFrame(scratch, &buffer);
+    if (bytes) *bytes = scratch.size() + logrecord::kFrameHeaderBytes;
+  }
+  absl::Status Write(const std::string& data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("cannot write shape log journal", path);
+      }
+      done += static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  }
+};
+
+ShapeLog::ShapeLog(ShapeLogConfig config, shapes::Router& router)
+    : config_(std::move(config)), router_(router), recent_(kRecentTransactions) {}
+
+ShapeLog::~ShapeLog() = default;
+
+absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& config,
+                                                         shapes::Router& router,
+                                                         const DefinitionLookup& definitions) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create shape log directory ", config.dir, ": ", ec.message()));
+  }
+  std::unique_ptr<ShapeLog> log(new ShapeLog(config, router));
+  const std::string path = config.dir + "/" + kJournalName;
+
+  // Recovery: read the journal up to its first torn or corrupt record.
+  struct Recovered {
+    log::v1::InstanceStart start;
+    std::vector<StoredEntry> entries;
+    bool done = false;
+  };
+  std::map<shapes::InstanceId, Recovered> recovered;
+  std::vector<StoredEntry> live;  // entries since the last Routed record
+  Lsn routed;
+  {
+    std::string data;
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[1 << 16];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+      close(fd);
+      if (n < 0) return ErrnoError("cannot read shape log journal", path);
+    } else if (errno != ENOENT) {
+      return ErrnoError("cannot open shape log journal", path);
+    }
+    std::string_view rest = data;
+    while (!rest.empty()) {
+      std::string_view payload;
+      size_t frame_bytes = 0;
+      if (logrecord::ParseFrame(rest, &payload, &frame_bytes) != logrecord::FrameStatus::kOk) {
+        break;
+      }
+      rest.remove_prefix(frame_bytes);
+      log::v1::ShapeLogRecord record;
+      if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) break;
+      switch (record.record_case()) {
+        case log::v1::ShapeLogRecord::kStart: {
+          const shapes::InstanceId id = IdFromBytes(record.start().instance_id());
+          recovered[id] = Recovered{.start = record.start()};
+          break;
+        }
+        case log::v1::ShapeLogRecord::kEntry: {
+          absl::StatusOr<StoredEntry> e = DecodeEntry(record.entry());
+          if (!e.ok()) {
+            return absl::DataLossError(
+                absl::StrCat("shape log journal ", path, ": ", std::string(e.status().message())));
+          }
+          auto it = recovered.find(e->entry.instance);
+          if (it == recovered.end()) break;
+          if (it->second.done) {
+            live.push_back(*std::move(e));
+          } else {
+            it->second.entries.push_back(*std::move(e));
+          }
+          break;
+        }
+        case log::v1::ShapeLogRecord::kSnapshotDone: {
+          auto it = recovered.find(IdFromBytes(record.snapshot_done().instance_id()));
+          if (it != recovered.end()) it->second.done = true;
+          break;
+        }
+        case log::v1::ShapeLogRecord::kRouted:
+          for (StoredEntry& e : live) {
+            auto it = recovered.find(e.entry.instance);
+            if (it != recovered.end()) it->second.entries.push_back(std::move(e));
+          }
+          live.clear();
+          routed = std::max(routed, Lsn(record.routed().lsn()));
+          break;
+        case log::v1::ShapeLogRecord::kRetired:
+          recovered.erase(IdFromBytes(record.retired().instance_id()));
+          break;
+        case log::v1::ShapeLogRecord::RECORD_NOT_SET:
+          break;
+      }
+    }
+  }
+
+  // Rebuild the live instances and write a compact journal with exactly them.
+  log->journal_ = std::make_unique<Journal>();
+  Journal& j = *log->journal_;
+  j.path = path;
+  const std::string tmp = path + ".tmp";
+  j.fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (j.fd < 0) return ErrnoError("cannot create shape log journal", tmp);
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, r] : recovered) {
+    if (!r.done) continue;
+    std::shared_ptr<const shapes::ShapeDefinition> def = definitions(r.start.shape());
+    if (!def || def->version != r.start.definition_version()) continue;
+    shapes::ParamValues params;
+    bool params_ok = true;
+    for (const auto& [name, v] : r.start.params()) {
+      absl::StatusOr<Value> value = logrecord::FromProto(v);
+      if (!value.ok()) params_ok = false;
+      if (value.ok()) params.emplace(name, *std::move(value));
+    }
+    if (!params_ok) continue;
+    auto instance = shapes::ShapeInstance::Create(def, params, r.start.filter());
+    if (!instance.ok() || (*instance)->id() != id) continue;
+    absl::StatusOr<PgSnapshot> snapshot = PgSnapshot::Parse(r.start.pg_snapshot());
+    if (!snapshot.ok()) continue;
+    if (!router.AddInstance(*instance).ok()) continue;
+    auto il = std::make_shared<InstanceLog>();
+    il->instance_ = *instance;
+    il->phase_ = InstanceLog::Phase::kReady;
+    il->was_ready_ = true;
+    il->snapshot_lsn_ = Lsn(r.start.snapshot_lsn());
+    il->snapshot_ = *std::move(snapshot);
+    il->ready_durable_ = true;
+    il->idle_since_ = now;
+    log::v1::ShapeLogRecord record;
+    *record.mutable_start() = r.start;
+    j.Append(record);
+    for (StoredEntry& e : r.entries) {
+      log::v1::ShapeLogRecord er;
+      EncodeEntry(e, er.mutable_entry());
+      uint64_t bytes = 0;
+      j.Append(er, &bytes);
+      il->bytes_ += bytes;
+      il->entries_.push_back(std::move(e));
+    }
+    log::v1::ShapeLogRecord done;
+    done.mutable_snapshot_done()->set_instance_id(IdBytes(id));
+    j.Append(done);
+    il->servable_ = il->entries_.size();
+    log->stats_.entries += il->entries_.size();
+    log->stats_.bytes += il->bytes_;
+    if (routed < il->snapshot_lsn_) log->awaiting_.push_back(il);
+    log->instances_.emplace(id, std::move(il));
+  }
+  log::v1::ShapeLogRecord routed_record;
+  routed_record.mutable_routed()->set_lsn(routed.value());
+  j.Append(routed_record);
+  if (absl::Status s = j.Write(j.buffer); !s.ok()) return s;
+  j.buffer.clear();
+  if (fsync(j.fd) != 0) return ErrnoError("cannot sync shape log journal", tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename", tmp);
+  const int dir_fd = open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    (void)fsync(dir_fd);
+    close(dir_fd);
+  }
+  log->routed_ = routed;
+  log->durable_routed_ = routed;
+  log->stats_.instances = log->instances_.size();
+  return log;
+}
+
+Lsn ShapeLog::DurableLsn() const {
+  std::lock_guard lock(mu_);
+  return durable_routed_;
+}
+
+uint64_t ShapeLog::NoteBegin(Xid xid) {
+  std::lock_guard lock(mu_);
+  ++seq_;
+  recent_[recent_next_] = {seq_, xid};
+  recent_next_ = (recent_next_ + 1) % recent_.size();
+  return seq_;
+}
+
+void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
+  if (log.dirty_) return;
+  log.dirty_ = true;
+  dirty_.push_back(log.shared_from_this());
+}
+
+void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
+                                 const shapes::ShapeEntry& entry) {
+  StoredEntry stored{offset, entry};
+  log::v1::ShapeLogRecord record;
+  EncodeEntry(stored, record.mutable_entry());
+  uint64_t bytes = 0;
+  journal_->Append(record, &bytes);
+  log.bytes_ += bytes;
+  log.entries_.push_back(std::move(stored));
+  stats_.entries.fetch_add(1, std::memory_order_relaxed);
+  stats_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  MarkDirtyLocked(log);
+}
+
+void ShapeLog::AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, const shapes::ShapeEntry& entry,
+                                RetireReason refetch_reason) {
+  if (entry.kind == shapes::EntryKind::kMustRefetch) {
+    RetireLocked(
+        log, refetch_reason == RetireReason::kNone ? RetireReason::kSchemaChanged : refetch_reason,
+        refetch_reason == RetireReason::kTruncated
+            ? "the table was truncated"
+            : "the table's rows can no longer be followed (its columns or replica "
+              "identity changed)");
+    return;
+  }
+  LogOffset offset{commit_lsn, 0};
+  if (!log.entries_.empty() && log.entries_.back().offset.lsn >= commit_lsn) {
+    offset = {log.entries_.back().offset.lsn, log.entries_.back().offset.index + 1};
+  }
+  AppendEntryLocked(log, offset, entry);
+  if (config_.max_instance_bytes > 0 && log.bytes_ > config_.max_instance_bytes) {
+    RetireLocked(log, RetireReason::kRetention,
+                 absl::StrCat("the instance's log passed shape_log.max_instance_bytes (",
+                              config_.max_instance_bytes, ")"));
+  }
+}
+
+void ShapeLog::RetireLocked(InstanceLog& log, RetireReason reason, std::string message) {
+  if (log.phase_ == InstanceLog::Phase::kRetired) return;
+  const shapes::InstanceId id = log.instance_->id();
+  MarkDirtyLocked(log);
+  log.phase_ = InstanceLog::Phase::kRetired;
+  log.retire_reason_ = reason;
+  log.retire_message_ = std::move(message);
+  log.pending_.clear();
+  log::v1::ShapeLogRecord record;
+  record.mutable_retired()->set_instance_id(IdBytes(id));
+  record.mutable_retired()->set_reason(static_cast<uint32_t>(reason));
+  journal_->Append(record);
+  router_.RemoveInstance(id);
+  instances_.erase(id);
+  stats_.instances = instances_.size();
+  stats_.retired.fetch_add(1, std::memory_order_relaxed);
+  stats_.entries.fetch_sub(log.entries_.size(), std::memory_order_relaxed);
+  stats_.bytes.fetch_sub(log.bytes_, std::memory_order_relaxed);
+}
+
+absl::Status ShapeLog::AppendTransaction(uint64_t seq, Xid xid, Lsn commit_lsn, Lsn end_lsn,
+                                         std::vector<RoutedEntry>& entries) {
+  std::lock_guard lock(mu_);
+  for (RoutedEntry& routed : entries) {
+    auto it = instances_.find(routed.entry.instance);
+    if (it == instances_.end()) continue;
+    InstanceLog& log = *it->second;
+    // Its routing began before the instance was registered: the snapshot covers it (or
+    // BeginSnapshot found that it does not, and a new snapshot is taken).
+    if (seq <= log.registered_seq_) continue;
+    if (log.phase_ == InstanceLog::Phase::kSnapshotting) {
+      if (log.snapshot_ && commit_lsn < log.snapshot_lsn_ && log.snapshot_->Visible(xid)) continue;
+      log.pending_.push_back(
+          {seq, xid, commit_lsn, std::move(routed.entry), routed.refetch_reason});
+      continue;
+    }
+    if (log.phase_ != InstanceLog::Phase::kReady) continue;
+    if (commit_lsn < log.snapshot_lsn_ && log.snapshot_ && log.snapshot_->Visible(xid)) continue;
+    AppendLiveLocked(log, commit_lsn, routed.entry, routed.refetch_reason);
+  }
+  log::v1::ShapeLogRecord record;
+  record.mutable_routed()->set_lsn(end_lsn.value());
+  journal_->Append(record);
+  routed_ = std::max(routed_, end_lsn);
+  return absl::OkStatus();
+}
+
+absl::Status ShapeLog::AdvanceIdle(Lsn position) {
+  std::lock_guard lock(mu_);
+  if (position <= routed_) return absl::OkStatus();
+  log::v1::ShapeLogRecord record;
+  record.mutable_routed()->set_lsn(position.value());
+  journal_->Append(record);
+  routed_ = position;
+  return absl::OkStatus();
+}
+
+absl::Status ShapeLog::ResetAll(Lsn position, std::string_view reason) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<InstanceLog>> all;
+  for (auto& [id, log] : instances_) all.push_back(log);
+  for (auto& log : all) {
+    RetireLocked(*log, RetireReason::kStreamReset,
+                 absl::StrCat("the replication stream restarted: ", std::string(reason)));
+  }
+  log::v1::ShapeLogRecord record;
+  record.mutable_routed()->set_lsn(position.value());
+  journal_->Append(record);
+  routed_ = std::max(routed_, position);
+  return absl::OkStatus();
+}
+
+bool ShapeLog::ServableLocked(const InstanceLog& log) const {
+  return log.ready_durable_ && durable_routed_ >= log.snapshot_lsn_;
+}
+
+absl::Status ShapeLog::Sync() {
+  std::lock_guard sync_lock(sync_mu_);
+  std::string data;
+  Lsn routed;
+  struct Captured {
+    std::shared_ptr<InstanceLog> log;
+    size_t entries;
+    bool ready;
+    bool retired;
+  };
+  std::vector<Captured> captured;
+  {
+    std::lock_guard lock(mu_);
+    data.swap(journal_->buffer);
+    routed = routed_;
+    for (auto& log : dirty_) {
+      captured.push_back({log, log->entries_.size(), log->was_ready_,
+                          log->phase_ == InstanceLog::Phase::kRetired});
+      log->dirty_ = false;
+    }
+    dirty_.clear();
+  }
+  if (!data.empty()) {
+    if (absl::Status s = journal_->Write(data); !s.ok()) return s;
+    if (config_.fsync && fdatasync(journal_->fd) != 0) {
+      return ErrnoError("cannot sync shape log journal", journal_->path);
+    }
+  }
+  stats_.syncs.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  const Lsn before = durable_routed_;
+  durable_routed_ = std::max(durable_routed_, routed);
+  std::vector<InstanceLog*> wake;
+  for (Captured& c : captured) {
+    InstanceLog& log = *c.log;
+    log.servable_ = std::max(log.servable_, c.entries);
+    if (c.ready && !log.ready_durable_) {
+      log.ready_durable_ = true;
+      if (durable_routed_ < log.snapshot_lsn_) awaiting_.push_back(c.log);
+    }
+    if (c.retired) log.retire_durable_ = true;
+    wake.push_back(&log);
+  }
+  if (durable_routed_ > before) {
+    for (size_t i = 0; i < awaiting_.size();) {
+      if (durable_routed_ >= awaiting_[i]->snapshot_lsn_) {
+        wake.push_back(awaiting_[i].get());
+        awaiting_[i] = std::move(awaiting_.back());
+        awaiting_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  for (InstanceLog* log : wake) {
+    for (Waker* w : log->listeners_) w->Wake();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShapeLog::Acquired> ShapeLog::Acquire(
+    std::shared_ptr<const shapes::ShapeInstance> instance) {
+  std::lock_guard lock(mu_);
+  auto it = instances_.find(instance->id());
+  if (it != instances_.end()) {
+    ++it->second->subscribers_;
+    return Acquired{it->second, false};
+  }
+  auto log = std::make_shared<InstanceLog>();
+  log->instance_ = instance;
+  log->subscribers_ = 1;
+  // Every transaction whose routing begins after this sees the instance in the router: both
+  // happen under mu_, which NoteBegin takes too.
+  log->registered_seq_ = seq_;
+  if (absl::Status s = router_.AddInstance(instance); !s.ok()) return s;
+  instances_.emplace(instance->id(), log);
+  stats_.instances = instances_.size();
+  return Acquired{log, true};
+}
+
+void ShapeLog::Release(InstanceLog& log) {
+  std::lock_guard lock(mu_);
+  if (--log.subscribers_ == 0) log.idle_since_ = std::chrono::steady_clock::now();
+}
+
+void ShapeLog::AddListener(InstanceLog& log, Waker* waker) {
+  std::lock_guard lock(mu_);
+  log.listeners_.push_back(waker);
+}
+
+void ShapeLog::RemoveListener(InstanceLog& log, Waker* waker) {
+  std::lock_guard lock(mu_);
+  std::erase(log.listeners_, waker);
+}
+
+absl::Status ShapeLog::BeginSnapshot(InstanceLog& log, const PgSnapshot& snapshot,
+                                     Lsn snapshot_lsn) {
+  std::lock_guard lock(mu_);
+  if (log.phase_ != InstanceLog::Phase::kSnapshotting) {
+    return absl::FailedPreconditionError("the instance is not waiting for a snapshot");
+  }
+  for (const auto& [seq, xid] : recent_) {
+    if (seq != 0 && seq <= log.registered_seq_ && !snapshot.Visible(xid)) {
+      stats_.snapshot_retries.fetch_add(1, std::memory_order_relaxed);
+      return absl::FailedPreconditionError(
+          absl::StrCat("transaction ", xid.value(),
+                       " was routed before the instance was registered but the snapshot does "
+                       "not see it yet"));
+    }
+  }
+  log.snapshot_ = snapshot;
+  log.snapshot_lsn_ = snapshot_lsn;
+  std::erase_if(log.pending_, [&](const InstanceLog::Pending& p) {
+    return p.commit_lsn < snapshot_lsn && snapshot.Visible(p.xid);
+  });
+  log::v1::ShapeLogRecord record;
+  log::v1::InstanceStart* start = record.mutable_start();
+  const shapes::ShapeInstance& instance = *log.instance_;
+  start->set_instance_id(IdBytes(instance.id()));
+  start->set_shape(instance.definition().name);
+  start->set_definition_version(instance.definition().version);
+  for (const auto& [name, value] : instance.values()) {
+    logrecord::ToProto(value, &(*start->mutable_params())[name]);
+  }
+  start->set_filter(instance.filter());
+  start->set_snapshot_lsn(snapshot_lsn.value());
+  start->set_pg_snapshot(snapshot.ToString());
+  journal_->Append(record);
+  return absl::OkStatus();
+}
+
+absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::ShapeEntry>& rows) {
+  std::lock_guard lock(mu_);
+  if (log.phase_ != InstanceLog::Phase::kSnapshotting || !log.snapshot_) {
+    return absl::FailedPreconditionError("the instance's snapshot has not begun");
+  }
+  for (shapes::ShapeEntry& row : rows) {
+    const LogOffset offset{log.snapshot_lsn_, static_cast<uint32_t>(log.entries_.size())};
+    AppendEntryLocked(log, offset, row);
+  }
+  stats_.snapshot_rows.fetch_add(rows.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status ShapeLog::FinishSnapshot(InstanceLog& log, uint64_t rows) {
+  {
+    std::lock_guard lock(mu_);
+    if (log.phase_ != InstanceLog::Phase::kSnapshotting || !log.snapshot_) {
+      return absl::FailedPreconditionError("the instance's snapshot has not begun");
+    }
+    log.phase_ = InstanceLog::Phase::kReady;
+    std::vector<InstanceLog::Pending> pending;
+    pending.swap(log.pending_);
+    for (InstanceLog::Pending& p : pending) {
+      if (p.commit_lsn < log.snapshot_lsn_ && log.snapshot_->Visible(p.xid)) continue;
+      // Entries of transactions below the snapshot's LSN get offsets after its rows.
+      AppendLiveLocked(log, std::max(p.commit_lsn, log.snapshot_lsn_), p.entry, p.refetch_reason);
+      if (log.phase_ == InstanceLog::Phase::kRetired) break;
+    }
+    if (log.phase_ == InstanceLog::Phase::kReady) {
+      log.was_ready_ = true;
+      log::v1::ShapeLogRecord record;
+      record.mutable_snapshot_done()->set_instance_id(IdBytes(log.instance_->id()));
+      record.mutable_snapshot_done()->set_rows(rows);
+      journal_->Append(record);
+    }
+    MarkDirtyLocked(log);
+  }
+  return Sync();
+}
+
+void ShapeLog::FailSnapshot(InstanceLog& log, const absl::Status& error) {
+  {
+    std::lock_guard lock(mu_);
+    if (log.phase_ == InstanceLog::Phase::kRetired) return;
+    // Nothing of it is served, so nothing has to be durable: end it at once.
+    RetireLocked(log, RetireReason::kSnapshotFailed, std::string(error.message()));
+    log.retire_durable_ = true;
+    for (Waker* w : log.listeners_) w->Wake();
+  }
+}
+
+Lsn ShapeLog::Read(std::vector<ReadCursor*>& cursors) const {
+  std::lock_guard lock(mu_);
+  for (ReadCursor* c : cursors) {
+    const InstanceLog& log = *c->log;
+    c->entries.clear();
+    c->retired = false;
+    c->servable = false;
+    if (log.retire_reason_ == RetireReason::kSnapshotFailed) {
+      c->retired = true;
+      c->reason = log.retire_reason_;
+      c->message = log.retire_message_;
+      continue;
+    }
+    c->servable = ServableLocked(log);
+    c->end = c->servable ? log.servable_ : 0;
+    if (c->servable) {
+      const size_t to = std::min(c->end, c->from + c->max);
+      for (size_t i = c->from; i < to; ++i) c->entries.push_back(log.entries_[i]);
+    }
+    if (log.phase_ == InstanceLog::Phase::kRetired && log.retire_durable_ &&
+        (!log.was_ready_ || log.servable_ == log.entries_.size())) {
+      c->retired = true;
+      c->reason = log.retire_reason_;
+      c->message = log.retire_message_;
+    }
+  }
+  return durable_routed_;
+}
+
+std::optional<size_t> ShapeLog::FindAfter(const InstanceLog& log, LogOffset offset) const {
+  std::lock_guard lock(mu_);
+  const auto begin = log.entries_.begin();
+  const auto end = begin + static_cast<ptrdiff_t>(log.servable_);
+  if (begin == end || offset < begin->offset) return std::nullopt;
+  auto it = std::upper_bound(begin, end, offset,
+                             [](const LogOffset& o, const StoredEntry& e) { return o < e.offset; });
+  // The client's offset must be one of the entries: anything else comes from another log.
+  if (it == begin || std::prev(it)->offset != offset) return std::nullopt;
+  return static_cast<size_t>(it - begin);
+}
+
+absl::Status ShapeLog::RetireIdle(std::chrono::steady_clock::time_point now) {
+  if (config_.idle_retire.count() == 0) return absl::OkStatus();
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<InstanceLog>> idle;
+    for (auto& [id, log] : instances_) {
+      if (log->subscribers_ == 0 && log->phase_ == InstanceLog::Phase::kReady &&
+          now - log->idle_since_ > config_.idle_retire) {
+        idle.push_back(log);
+      }
+    }
+    if (idle.empty()) return absl::OkStatus();
+    for (auto& log : idle) {
+      RetireLocked(*log, RetireReason::kRetention,
+                   "the instance had no subscribers for longer than shape_log.idle_retire");
+    }
+  }
+  return Sync();
+}
+
+}  // namespace shapebridge

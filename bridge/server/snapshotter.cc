@@ -1,0 +1,180 @@
+#include "bridge/server/snapshotter.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bridge/common/pg.h"
+#include "spdlog/spdlog.h"
+
+namespace shapebridge {
+
+namespace {
+
+// The shape's query: its columns, its table and its predicate with every value a parameter.
+std::string SnapshotQuery(const shapes::ShapeInstance& instance, PgConnection& sql,
+                          std::vector<std::optional<std::string>>* params) {
+  const shapes::ShapeDefinition& def = instance.definition();
+  std::vector<std::string> columns;
+  for (size_t i = 0; i < def.columns.size(); ++i) {
+    columns.push_back(sql.QuoteIdentifier(def.ColumnName(i)));
+  }
+  std::string query =
+      absl::StrCat("SELECT ", absl::StrJoin(columns, ", "), " FROM ",
+                   sql.QuoteIdentifier(def.table.schema), ".", sql.QuoteIdentifier(def.table.name));
+  if (instance.predicate() != nullptr) {
+    absl::StrAppend(&query, " WHERE ", shapes::ToSql(*instance.predicate(), params));
+  }
+  return query;
+}
+
+absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, ShapeLog& log,
+                          InstanceLog& instance_log, SnapshotterStats& stats) {
+  const shapes::ShapeInstance& instance = instance_log.instance();
+  const shapes::ShapeDefinition& def = instance.definition();
+  for (int attempt = 1;; ++attempt) {
+    if (auto s = sql.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) {
+      return s.status();
+    }
+    // The transaction's snapshot is taken by its first statement: this one.
+    auto r = sql.Exec("SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text");
+    if (!r.ok()) return r.status();
+    absl::StatusOr<PgSnapshot> snapshot = PgSnapshot::Parse(r->Get(0, 0));
+    if (!snapshot.ok()) return snapshot.status();
+    absl::StatusOr<Lsn> lsn = Lsn::Parse(r->Get(0, 1));
+    if (!lsn.ok()) return lsn.status();
+    absl::Status begun = log.BeginSnapshot(instance_log, *snapshot, *lsn);
+    if (begun.ok()) break;
+    (void)sql.Exec("ROLLBACK");
+    if (begun.code() != absl::StatusCode::kFailedPrecondition || attempt >= config.max_attempts) {
+      return begun;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+  }
+
+  std::vector<std::optional<std::string>> params;
+  const std::string query = SnapshotQuery(instance, sql, &params);
+  // Where each key column is in the select list.
+  std::vector<size_t> key_positions;
+  for (int k : def.key) {
+    for (size_t i = 0; i < def.columns.size(); ++i) {
+      if (def.columns[i] == k) key_positions.push_back(i);
+    }
+  }
+  std::vector<shapes::ShapeEntry> batch;
+  uint64_t rows = 0;
+  absl::Status streamed = sql.StreamRows(query, params, [&](const PgResult& row) -> absl::Status {
+    shapes::ShapeEntry entry{.instance = instance.id(), .kind = shapes::EntryKind::kInsert};
+    entry.fields.reserve(def.columns.size());
+    for (size_t i = 0; i < def.columns.size(); ++i) {
+      const shapes::TableColumn& column = def.table.columns[def.columns[i]];
+      Value value;
+      if (!row.IsNull(0, static_cast<int>(i))) {
+        absl::StatusOr<Value> parsed =
+            ParseTextValue(column.type_oid, column.is_array, row.Get(0, static_cast<int>(i)));
+        if (!parsed.ok()) return parsed.status();
+        value = *std::move(parsed);
+      }
+      entry.fields.push_back({static_cast<int>(i), std::move(value)});
+    }
+    for (size_t p : key_positions) entry.key.push_back(entry.fields[p].value);
+    batch.push_back(std::move(entry));
+    ++rows;
+    if (batch.size() >= static_cast<size_t>(config.batch_rows)) {
+      if (absl::Status s = log.AppendSnapshotRows(instance_log, batch); !s.ok()) return s;
+      batch.clear();
+    }
+    return absl::OkStatus();
+  });
+  if (!streamed.ok()) {
+    (void)sql.Exec("ROLLBACK");
+    return streamed;
+  }
+  if (!batch.empty()) {
+    if (absl::Status s = log.AppendSnapshotRows(instance_log, batch); !s.ok()) return s;
+  }
+  if (auto s = sql.Exec("COMMIT"); !s.ok()) return s.status();
+  stats.rows.fetch_add(rows, std::memory_order_relaxed);
+  return log.FinishSnapshot(instance_log, rows);
+}
+
+}  // namespace
+
+Snapshotter::Snapshotter(SnapshotConfig config, ShapeLog& log)
+    : config_(std::move(config)), log_(log) {}
+
+Snapshotter::~Snapshotter() { Stop(); }
+
+void Snapshotter::Start() {
+  for (int i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+void Snapshotter::Stop() {
+  std::deque<std::shared_ptr<InstanceLog>> left;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    left.swap(queue_);
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  for (auto& l : left) log_.FailSnapshot(*l, absl::UnavailableError("the server is stopping"));
+}
+
+void Snapshotter::Schedule(std::shared_ptr<InstanceLog> log) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(log));
+      log = nullptr;
+    }
+  }
+  if (log) {
+    log_.FailSnapshot(*log, absl::UnavailableError("the server is stopping"));
+    return;
+  }
+  cv_.notify_one();
+}
+
+void Snapshotter::Work() {
+  std::unique_ptr<PgConnection> sql;
+  while (true) {
+    std::shared_ptr<InstanceLog> next;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      next = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const auto started = std::chrono::steady_clock::now();
+    absl::Status status;
+    if (!sql) {
+      auto connected = PgConnection::Connect(config_.dsn, PgConnectionKind::kSql,
+                                             "shapebridge snapshot", config_.connect_timeout);
+      if (connected.ok()) {
+        sql = *std::move(connected);
+      } else {
+        status = connected.status();
+      }
+    }
+    if (sql) status = TakeSnapshot(config_, *sql, log_, *next, stats_);
+    const std::string shape = next->instance().definition().name;
+    const std::string id = next->instance().id().ToString();
+    if (status.ok()) {
+      stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("[snapshot shape={} instance={}] done in {} ms", shape, id,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count());
+    } else {
+      stats_.failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("[snapshot shape={} instance={}] failed: {}", shape, id,
+                   std::string(status.message()));
+      log_.FailSnapshot(*next, status);
+      sql.reset();  // the connection may be mid-transaction or broken
+    }
+  }
+}
+
+}  // namespace shapebridge

@@ -1,0 +1,80 @@
+#pragma once
+
+// The gRPC server: the ShapeSync service (proto/shapebridge/sync/v1/sync.proto), the standard
+// health service and server reflection. gRPC headers stay in the .cc files.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "bridge/log/shape_log.h"
+#include "shapes/definition.h"
+
+namespace shapebridge {
+
+namespace auth {
+class JwtVerifier;
+}
+class Snapshotter;
+
+// Settings of the gRPC server (the `server` section of the config file).
+struct ServerConfig {
+  // host:port to listen on; port 0 picks a free port (tests).
+  std::string listen = "0.0.0.0:7070";
+  // A heartbeat (and the newest checkpoint) is sent after this long without other messages.
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  // A client whose subscriptions have more than this many entries it has not been sent yet is
+  // disconnected with RESOURCE_EXHAUSTED; it resumes from its offsets.
+  uint64_t max_client_lag_entries = 100'000;
+  // Changes per message, and entries read per subscription at a time.
+  int batch_entries = 500;
+  // Subscriptions one stream may hold.
+  int max_subscriptions = 100;
+  // How long SIGTERM waits for streams to end before cancelling them.
+  std::chrono::milliseconds drain_timeout{5'000};
+};
+
+struct ServerStats {
+  std::atomic<uint64_t> streams{0};        // open Sync streams (gauge)
+  std::atomic<uint64_t> subscriptions{0};  // (gauge)
+  std::atomic<uint64_t> changes_sent{0};
+  std::atomic<uint64_t> messages_sent{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> checkpoints_sent{0};
+  std::atomic<uint64_t> must_refetch_sent{0};
+  std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> slow_client_disconnects{0};
+  std::atomic<uint64_t> request_errors{0};
+};
+
+using DefinitionMap = std::map<std::string, std::shared_ptr<const shapes::ShapeDefinition>>;
+
+class SyncServer {
+ public:
+  // Everything borrowed must outlive the server.
+  SyncServer(ServerConfig config, DefinitionMap definitions, ShapeLog& log,
+             Snapshotter& snapshotter, const auth::JwtVerifier& verifier);
+  ~SyncServer();
+  SyncServer(const SyncServer&) = delete;
+  SyncServer& operator=(const SyncServer&) = delete;
+
+  // Binds and starts serving. FailedPrecondition when the address cannot be bound.
+  absl::Status Start();
+  // The bound port (after Start).
+  int port() const;
+  // Sets health to NOT_SERVING, ends every stream with UNAVAILABLE ("the server is stopping:
+  // resume from your offsets"), waits for them up to drain_timeout, then stops. Idempotent.
+  void Shutdown();
+
+  const ServerStats& stats() const;
+
+  struct Impl;  // the service and its sessions (sync_server.cc)
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shapebridge
