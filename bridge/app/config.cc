@@ -278,12 +278,15 @@ void ParseServing(Parser& p, const YAML::Node& root, Config* config) {
   }
   if (YAML::Node s = p.Find(root, "server"); s) {
     ServerConfig& c = config->server;
-    if (p.CheckMap(s, "server",
-                   {"listen", "heartbeat_interval_ms", "max_client_lag_entries", "batch_entries",
-                    "max_subscriptions", "drain_timeout_ms"})) {
+    if (p.CheckMap(
+            s, "server",
+            {"listen", "heartbeat_interval_ms", "max_client_lag_entries", "slow_client_grace_ms",
+             "write_timeout_ms", "batch_entries", "max_subscriptions", "drain_timeout_ms"})) {
       p.Get(s, "server", "listen", &c.listen);
       p.GetMillis(s, "server", "heartbeat_interval_ms", &c.heartbeat_interval, 100);
       p.Get(s, "server", "max_client_lag_entries", &c.max_client_lag_entries);
+      p.GetMillis(s, "server", "slow_client_grace_ms", &c.slow_client_grace, 0);
+      p.GetMillis(s, "server", "write_timeout_ms", &c.write_timeout, 100);
       p.Get(s, "server", "batch_entries", &c.batch_entries);
       p.Get(s, "server", "max_subscriptions", &c.max_subscriptions);
       p.GetMillis(s, "server", "drain_timeout_ms", &c.drain_timeout, 0);

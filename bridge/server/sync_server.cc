@@ -219,6 +219,7 @@ class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncRe
   std::vector<std::unique_ptr<Subscription>> subs_;
   Lsn last_checkpoint_;
   bool sent_since_checkpoint_ = false;
+  std::optional<Clock::time_point> behind_since_;
   Clock::time_point last_send_ = Clock::now();
 };
 
@@ -330,7 +331,12 @@ bool Session::Send(const pb::SyncResponse& response) {
   }
   StartWrite(&response);
   std::unique_lock lock(io_mu_);
-  io_cv_.wait(lock, [&] { return !write_pending_; });
+  if (!io_cv_.wait_for(lock, server_.config.write_timeout, [&] { return !write_pending_; })) {
+    server_.stats.slow_client_disconnects.fetch_add(1, std::memory_order_relaxed);
+    context_->TryCancel();
+    io_cv_.wait(lock, [&] { return !write_pending_; });
+    return false;
+  }
   if (!write_ok_) return false;
   server_.stats.messages_sent.fetch_add(1, std::memory_order_relaxed);
   server_.stats.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
@@ -453,6 +459,7 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
   };
   std::vector<Item> items;
   std::vector<Subscription*> ended;
+  uint64_t lag = 0;
   for (auto& s : subs_) {
     ReadCursor& c = s->cursor;
     if (c.retired && c.reason == RetireReason::kSnapshotFailed) {
@@ -467,19 +474,28 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
         continue;
       }
       c.from = *after;
+      c.entries.clear();  // read from the start, before the position was known
       s->positioned = true;
       *more = true;  // read again from there
       continue;
     }
     if (!s->positioned) continue;
     for (const StoredEntry& e : c.entries) items.push_back({&e, s.get()});
-    if (c.end - c.from - c.entries.size() > server_.config.max_client_lag_entries) {
+    if (c.end > c.from + c.entries.size()) lag += c.end - c.from - c.entries.size();
+  }
+  if (lag > server_.config.max_client_lag_entries) {
+    const auto now = Clock::now();
+    if (!behind_since_) behind_since_ = now;
+    if (now - *behind_since_ > server_.config.slow_client_grace) {
       server_.stats.slow_client_disconnects.fetch_add(1, std::memory_order_relaxed);
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the client is ", c.end - c.from - c.entries.size(),
-          " changes behind (server.max_client_lag_entries is ",
-          server_.config.max_client_lag_entries, "): reconnect and resume from your offsets"));
+          "the client stayed more than ", server_.config.max_client_lag_entries,
+          " changes behind (now ", lag,
+          ") for longer than server.slow_client_grace_ms: reconnect and resume from your "
+          "offsets"));
     }
+  } else {
+    behind_since_.reset();
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.entry->offset.lsn < b.entry->offset.lsn;

@@ -26,9 +26,15 @@ struct ServerConfig {
   std::string listen = "0.0.0.0:7070";
   // A heartbeat (and the newest checkpoint) is sent after this long without other messages.
   std::chrono::milliseconds heartbeat_interval{10'000};
-  // A client whose subscriptions have more than this many entries it has not been sent yet is
-  // disconnected with RESOURCE_EXHAUSTED; it resumes from its offsets.
+  // A client that stays more than max_client_lag_entries behind the log (entries of its
+  // subscriptions not sent yet) for longer than slow_client_grace is disconnected with
+  // RESOURCE_EXHAUSTED; it resumes from its offsets. The grace lets a client that reads at full
+  // speed catch up after a large transaction or a long time offline.
   uint64_t max_client_lag_entries = 100'000;
+  std::chrono::milliseconds slow_client_grace{30'000};
+  // A client that reads nothing for this long while a message waits for it is cut off (its
+  // stream is cancelled: a client that does not read cannot receive a status either).
+  std::chrono::milliseconds write_timeout{30'000};
   // Changes per message, and entries read per subscription at a time.
   int batch_entries = 500;
   // Subscriptions one stream may hold.

@@ -5,9 +5,10 @@
 
 namespace shapebridge::client {
 
-SyncClient::SyncClient(const std::string& target, const std::string& token)
-    : stub_(
-          pb::ShapeSync::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+SyncClient::SyncClient(const std::string& target, const std::string& token,
+                       const grpc::ChannelArguments& args)
+    : stub_(pb::ShapeSync::NewStub(
+          grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args))) {
   if (!token.empty()) context_.AddMetadata("authorization", "Bearer " + token);
   stream_ = stub_->Sync(&context_);
 }

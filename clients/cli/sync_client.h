@@ -31,7 +31,8 @@ struct SubscriptionSpec {
 class SyncClient {
  public:
   // `target` is host:port; `token` the JWT ("" sends no authorization metadata).
-  SyncClient(const std::string& target, const std::string& token);
+  SyncClient(const std::string& target, const std::string& token,
+             const grpc::ChannelArguments& args = {});
   ~SyncClient();
 
   bool Subscribe(const SubscriptionSpec& spec);

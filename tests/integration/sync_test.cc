@@ -1,0 +1,868 @@
+// The Sync service end to end: a real Postgres, the service wired as `serve` wires it, and gRPC
+// clients on loopback that keep replicas the way a local-first client does (applied in whole
+// checkpoints).
+//
+// The oracle for "the shape's rows at LSN C" is a second logical slot with test_decoding: it
+// gives every transaction of the table with the end LSN of its commit record, and a checkpoint C
+// covers exactly the transactions whose commit ends at or before C.
+
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bridge/app/config.h"
+#include "bridge/app/service.h"
+#include "bridge/auth/jwt.h"
+#include "bridge/replication/replicator.h"
+#include "clients/cli/sync_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_postgres.h"
+
+namespace shapebridge {
+namespace {
+
+using ::shapebridge::testing::ConnectOrDie;
+using ::shapebridge::testing::ExecOrDie;
+using ::shapebridge::testing::QueryValue;
+using ::shapebridge::testing::TestPostgres;
+using ::testing::HasSubstr;
+namespace pb = ::shapebridge::sync::v1;
+
+constexpr char kSecret[] = "an HS256 secret for the sync tests, 32+ bytes";
+
+std::string Token(const nlohmann::json& claims_in, int ttl_s = 3600) {
+  nlohmann::json claims = claims_in;
+  if (!claims.contains("exp")) {
+    claims["exp"] = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    ttl_s;
+  }
+  auto token = auth::SignToken(claims, "HS256", kSecret);
+  EXPECT_TRUE(token.ok()) << token.status();
+  return token.ok() ? *token : "";
+}
+
+std::string MakeTempDir() {
+  char tmpl[] = "/tmp/sbsync.XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+std::string ConfigYaml(const std::string& dsn, const std::string& slot, const std::string& dir,
+                       const std::string& extra = "") {
+  return absl::StrCat(R"y(postgres:
+  dsn: ")y",
+                      dsn, R"y("
+replication:
+  slot: )y",
+                      slot, R"y(
+  publication: )y",
+                      slot, R"y(
+  heartbeat_interval_ms: 100
+  status_interval_ms: 200
+log:
+  dir: )y",
+                      dir, R"y(
+shape_log:
+  fsync: false
+server:
+  listen: 127.0.0.1:0
+  heartbeat_interval_ms: 200
+auth:
+  jwt:
+    keys:
+      - algorithm: HS256
+        secret: ")y",
+                      kSecret, R"y("
+shapes:
+  - name: items_by_grp
+    table: public.items
+    where: "grp = $g"
+    params:
+      g: {type: int, from: request}
+  - name: tasks_by_project
+    table: public.tasks
+    columns: [id, project_id, title, owner]
+    where: "project_id = $project"
+    params:
+      project: {type: int, from: request, claim: projects}
+  - name: my_tasks
+    table: public.tasks
+    columns: [id, project_id, title, owner]
+    where: "owner = $me"
+    params:
+      me: {type: text, from: claim, claim: sub}
+  - name: tasks_in_projects
+    table: public.tasks
+    columns: [id, project_id, title]
+    where: "project_id = ANY($projects)"
+    params:
+      projects: {type: "int[]", from: claim, claim: projects}
+)y",
+                      extra);
+}
+
+std::unique_ptr<Service> StartService(const std::string& yaml) {
+  auto config = ParseConfig(yaml, "sync_test.yaml");
+  EXPECT_TRUE(config.ok()) << config.status();
+  if (!config.ok()) return nullptr;
+  auto service = Service::Create(*config);
+  EXPECT_TRUE(service.ok()) << service.status();
+  if (!service.ok()) return nullptr;
+  EXPECT_TRUE((*service)->Start().ok());
+  for (int i = 0; i < 300 && !(*service)->replicator().stats().streaming.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE((*service)->replicator().stats().streaming.load());
+  return *std::move(service);
+}
+
+// A client that keeps a replica, checks the stream's invariants as messages arrive and records
+// the replica of its watched subscriptions at every checkpoint.
+class TestClient {
+ public:
+  using Rows = std::map<std::string, std::vector<std::string>>;  // key -> column texts
+  struct Checkpoint {
+    uint64_t lsn;
+    std::map<std::string, Rows> rows;  // by subscription id
+  };
+
+  TestClient(int port, std::string token) : port_(port), token_(std::move(token)) { Connect(); }
+  ~TestClient() { Disconnect(); }
+
+  void Subscribe(client::SubscriptionSpec spec) {
+    std::lock_guard lock(mu_);
+    specs_[spec.id] = spec;
+    client_->Subscribe(spec);
+  }
+
+  // Ends the stream (as a client that goes offline) and returns its status.
+  grpc::Status Disconnect() {
+    if (!client_) return status_;
+    if (!ended_.load()) client_->Cancel();
+    if (thread_.joinable()) thread_.join();
+    status_ = client_->Finish();
+    client_.reset();
+    return status_;
+  }
+
+  // Reconnects and resumes every subscription from its last applied offset.
+  void Resume(int port = 0) {
+    Disconnect();
+    if (port) port_ = port;
+    Connect();
+    std::lock_guard lock(mu_);
+    for (auto& [id, spec] : specs_) {
+      client::SubscriptionSpec s = spec;
+      auto it = replica_.shapes().find(id);
+      if (it != replica_.shapes().end() && it->second.offset) {
+        s.resume_from = *it->second.offset;
+        s.instance_id = it->second.schema.instance_id();
+        last_offset_[id] = *it->second.offset;
+      } else {
+        replica_.Drop(id);
+        last_offset_.erase(id);
+      }
+      client_->Subscribe(s);
+    }
+  }
+
+  // Waits until the stream ended by itself; returns its status.
+  grpc::Status WaitForEnd(int timeout_ms = 10000) {
+    for (int i = 0; i < timeout_ms / 10 && !ended_.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(ended_.load()) << "the stream did not end";
+    return Disconnect();
+  }
+
+  bool WaitForCheckpoint(uint64_t lsn, int timeout_ms = 20000) {
+    for (int i = 0; i < timeout_ms / 10; ++i) {
+      {
+        std::lock_guard lock(mu_);
+        if (replica_.checkpoint() >= lsn && replica_.pending() == 0) return true;
+      }
+      if (ended_.load()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  Rows RowsOf(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = replica_.shapes().find(id);
+    return it == replica_.shapes().end() ? Rows{} : ToRows(it->second);
+  }
+  std::vector<Checkpoint> checkpoints() {
+    std::lock_guard lock(mu_);
+    return checkpoints_;
+  }
+  std::vector<std::string> errors() {
+    std::lock_guard lock(mu_);
+    return errors_;
+  }
+  std::vector<pb::SyncResponse> messages() {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+  void KeepMessages() { keep_messages_ = true; }
+
+ private:
+  static Rows ToRows(const client::Replica::Shape& shape) {
+    Rows rows;
+    for (const auto& [key, row] : shape.rows) {
+      std::vector<std::string> values;
+      for (const auto& v : row.values) values.push_back(client::Replica::ValueText(v));
+      rows[key] = values;
+    }
+    return rows;
+  }
+
+  void Connect() {
+    client_ = std::make_unique<client::SyncClient>(absl::StrCat("127.0.0.1:", port_), token_);
+    ended_ = false;
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  void Loop() {
+    pb::SyncResponse r;
+    while (client_->Next(&r)) {
+      std::lock_guard lock(mu_);
+      if (keep_messages_) messages_.push_back(r);
+      if (r.has_changes()) {
+        const std::string& id = r.changes().subscription_id();
+        for (const pb::Change& c : r.changes().changes()) {
+          auto last = last_offset_.find(id);
+          if (last != last_offset_.end() &&
+              std::make_pair(c.offset().lsn(), c.offset().index()) <=
+                  std::make_pair(last->second.lsn(), last->second.index())) {
+            errors_.push_back(absl::StrCat("subscription ", id, ": offset ", c.offset().lsn(), "#",
+                                           c.offset().index(), " is not after ", last->second.lsn(),
+                                           "#", last->second.index()));
+          }
+          last_offset_[id] = c.offset();
+        }
+      }
+      if (r.has_must_refetch()) {
+        errors_.push_back(absl::StrCat("must_refetch for ", r.must_refetch().subscription_id(),
+                                       ": ", r.must_refetch().message()));
+        last_offset_.erase(r.must_refetch().subscription_id());
+      }
+      replica_.Apply(r);
+      if (r.has_checkpoint()) {
+        Checkpoint cp{r.checkpoint().lsn(), {}};
+        for (const auto& [id, shape] : replica_.shapes()) cp.rows[id] = ToRows(shape);
+        checkpoints_.push_back(std::move(cp));
+      }
+    }
+    ended_ = true;
+  }
+
+  int port_;
+  std::string token_;
+  std::unique_ptr<client::SyncClient> client_;
+  std::thread thread_;
+  std::atomic<bool> ended_{false};
+  grpc::Status status_;
+  bool keep_messages_ = false;
+
+  std::mutex mu_;
+  std::map<std::string, client::SubscriptionSpec> specs_;
+  client::Replica replica_;
+  std::map<std::string, pb::Offset> last_offset_;
+  std::vector<Checkpoint> checkpoints_;
+  std::vector<std::string> errors_;
+  std::vector<pb::SyncResponse> messages_;
+};
+
+// The items table as of any LSN, from the test_decoding slot.
+class Oracle {
+ public:
+  struct Row {
+    int grp;
+    int val;
+  };
+
+  void Fetch(PgConnection& sql) {
+    PgResult r = ExecOrDie(sql,
+                           "SELECT lsn::text, data FROM pg_logical_slot_get_changes('oracle', "
+                           "NULL, NULL, 'include-xids', '0')");
+    static const std::regex kRow(
+        R"(table public\.items: (INSERT|UPDATE|DELETE): (?:old-key: .*new-tuple: )?id\[integer\]:(-?\d+) grp\[integer\]:(-?\d+|null) val\[integer\]:(-?\d+|null))");
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string data(r.Get(i, 1));
+      if (data.starts_with("BEGIN")) {
+        current_.ops.clear();
+      } else if (data.starts_with("COMMIT")) {
+        current_.end = Lsn::Parse(r.Get(i, 0)).value();
+        txns_.push_back(current_);
+        current_.ops.clear();
+      } else {
+        std::smatch m;
+        if (std::regex_search(data, m, kRow)) {
+          current_.ops.push_back(
+              {m[1].str()[0], std::stoi(m[2].str()), std::stoi(m[3].str()), std::stoi(m[4].str())});
+        }
+      }
+    }
+  }
+
+  // The rows of items with grp = g after every transaction that commits before `lsn`.
+  TestClient::Rows RowsAt(uint64_t lsn, int g) const {
+    std::map<int, Row> table;
+    for (const Txn& t : txns_) {
+      if (t.end.value() > lsn) break;
+      for (const Op& op : t.ops) {
+        if (op.kind == 'D') {
+          table.erase(op.id);
+        } else {
+          table[op.id] = {op.grp, op.val};
+        }
+      }
+    }
+    TestClient::Rows rows;
+    for (const auto& [id, row] : table) {
+      if (row.grp != g) continue;
+      rows[std::to_string(id)] = {std::to_string(id), std::to_string(row.grp),
+                                  std::to_string(row.val)};
+    }
+    return rows;
+  }
+
+ private:
+  struct Op {
+    char kind;
+    int id;
+    int grp;
+    int val;
+  };
+  struct Txn {
+    Lsn end;
+    std::vector<Op> ops;
+  };
+  std::vector<Txn> txns_;
+  Txn current_;
+};
+
+TestClient::Rows QueryRows(PgConnection& sql, int g) {
+  PgResult r = ExecOrDie(
+      sql, absl::StrCat("SELECT id, grp, val FROM items WHERE grp = ", g, " ORDER BY id"));
+  TestClient::Rows rows;
+  for (int i = 0; i < r.rows(); ++i) {
+    rows[std::string(r.Get(i, 0))] = {std::string(r.Get(i, 0)), std::string(r.Get(i, 1)),
+                                      std::string(r.Get(i, 2))};
+  }
+  return rows;
+}
+
+std::string RowsText(const TestClient::Rows& rows) {
+  std::string out;
+  for (const auto& [k, v] : rows) absl::StrAppend(&out, "[", absl::StrJoin(v, ","), "] ");
+  return out;
+}
+
+class SyncTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dsn_ = new std::string(TestPostgres::Get().CreateDatabase("sync"));
+    auto sql = ConnectOrDie(*dsn_);
+    ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    ExecOrDie(*sql,
+              "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+              "owner text)");
+    ExecOrDie(*sql, "ALTER TABLE items REPLICA IDENTITY FULL");
+    ExecOrDie(*sql, "SELECT pg_create_logical_replication_slot('oracle', 'test_decoding')");
+    dir_ = new std::string(MakeTempDir());
+    service_ = StartService(ConfigYaml(*dsn_, "sync", *dir_)).release();
+    ASSERT_NE(service_, nullptr);
+    oracle_ = new Oracle();
+  }
+  static void TearDownTestSuite() {
+    delete service_;
+    service_ = nullptr;
+    std::filesystem::remove_all(*dir_);
+  }
+
+  static uint64_t InsertLsn(PgConnection& sql) {
+    return Lsn::Parse(QueryValue(sql, "SELECT pg_current_wal_insert_lsn()::text"))->value();
+  }
+
+  static std::string* dsn_;
+  static std::string* dir_;
+  static Service* service_;
+  static Oracle* oracle_;
+};
+std::string* SyncTest::dsn_ = nullptr;
+std::string* SyncTest::dir_ = nullptr;
+Service* SyncTest::service_ = nullptr;
+Oracle* SyncTest::oracle_ = nullptr;
+
+// Writers insert, update (moving rows between groups) and delete while clients subscribe at
+// random moments, one of them disconnecting and resuming at random points. At every checkpoint a
+// client's replica equals the shape's rows on Postgres at that LSN, for every subscription at
+// once; at the end it equals Postgres.
+TEST_F(SyncTest, SpliceResumeAndCheckpointsMatchPostgresAtEveryCheckpoint) {
+  const char* seed_env = std::getenv("SHAPEBRIDGE_SYNC_SEED");
+  const uint32_t seed = seed_env ? static_cast<uint32_t>(std::stoul(seed_env)) : 20261122;
+  const int runs = 50;
+  auto sql = ConnectOrDie(*dsn_);
+  size_t checkpoints_checked = 0;
+  for (int run = 0; run < runs; ++run) {
+    std::mt19937 rng(seed + run);
+    SCOPED_TRACE(absl::StrCat("run ", run, " seed ", seed + run));
+    const int g0 = 1000 + run * 10;  // groups g0..g0+2 belong to this run; g0+3 is "elsewhere"
+    const int id0 = 100000 * (run + 1);
+    // Initial rows.
+    std::string values;
+    for (int i = 0; i < 30; ++i) {
+      absl::StrAppend(&values, i ? "," : "", "(", id0 + i, ",", g0 + static_cast<int>(rng() % 4),
+                      ",", rng() % 100, ")");
+    }
+    ExecOrDie(*sql, "INSERT INTO items VALUES " + values);
+
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 2; ++w) {
+      writers.emplace_back([&, w] {
+        std::mt19937 wr(seed * 7 + run * 13 + w);
+        auto conn = ConnectOrDie(*dsn_);
+        int next_id = id0 + 1000 * (w + 1);
+        while (!stop.load()) {
+          std::string txn = "BEGIN;";
+          const int ops = 1 + static_cast<int>(wr() % 3);
+          for (int o = 0; o < ops; ++o) {
+            const int target = id0 + static_cast<int>(wr() % 30);  // rows of both writers
+            const int g = g0 + static_cast<int>(wr() % 4);
+            switch (wr() % 5) {
+              case 0:
+                absl::StrAppend(&txn, "INSERT INTO items VALUES (", next_id++, ",", g, ",",
+                                wr() % 100, ");");
+                break;
+              case 1:
+                absl::StrAppend(&txn, "UPDATE items SET grp = ", g, " WHERE id = ", target, ";");
+                break;
+              case 2:
+                absl::StrAppend(&txn, "UPDATE items SET val = val + 1 WHERE id = ", target, ";");
+                break;
+              case 3:
+                absl::StrAppend(&txn, "DELETE FROM items WHERE id = ", target, ";");
+                break;
+              default:
+                absl::StrAppend(&txn, "INSERT INTO items VALUES (", target, ",", g, ",", wr() % 100,
+                                ") ON CONFLICT (id) DO UPDATE SET val = 0;");
+                break;
+            }
+          }
+          absl::StrAppend(&txn, wr() % 10 == 0 ? "ROLLBACK" : "COMMIT");
+          // Deadlocks between the two writers just roll back.
+          if (!conn->Exec(txn).ok()) (void)conn->Exec("ROLLBACK");
+          std::this_thread::sleep_for(std::chrono::microseconds(wr() % 3000));
+        }
+      });
+    }
+    auto sub = [&](const std::string& id, int g) {
+      return client::SubscriptionSpec{
+          .id = id, .shape = "items_by_grp", .params = {{"g", std::to_string(g)}}};
+    };
+    const int port = service_->port();
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
+    TestClient a(port, Token({{"sub", "a"}}));
+    a.Subscribe(sub("x", g0));
+    a.Subscribe(sub("y", g0 + 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
+    TestClient b(port, Token({{"sub", "b"}}));
+    b.Subscribe(sub("x", g0));  // the same instance as a's x: served from the log
+    b.Subscribe(sub("z", g0 + 2));
+    for (int i = 0; i < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 120));
+      b.Resume();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 100));
+    stop = true;
+    for (auto& t : writers) t.join();
+    const uint64_t end = InsertLsn(*sql);
+    ASSERT_TRUE(a.WaitForCheckpoint(end))
+        << "client a did not reach " << Lsn(end) << ": " << a.Disconnect().error_message();
+    ASSERT_TRUE(b.WaitForCheckpoint(end))
+        << "client b did not reach " << Lsn(end) << ": " << b.Disconnect().error_message();
+    oracle_->Fetch(*sql);
+
+    for (TestClient* c : {&a, &b}) {
+      EXPECT_THAT(c->errors(), ::testing::IsEmpty());
+      const std::map<std::string, int> groups =
+          c == &a ? std::map<std::string, int>{{"x", g0}, {"y", g0 + 1}}
+                  : std::map<std::string, int>{{"x", g0}, {"z", g0 + 2}};
+      for (const auto& cp : c->checkpoints()) {
+        for (const auto& [id, g] : groups) {
+          auto it = cp.rows.find(id);
+          if (it == cp.rows.end()) continue;  // subscribed after this checkpoint
+          const TestClient::Rows expected = oracle_->RowsAt(cp.lsn, g);
+          ASSERT_EQ(it->second, expected)
+              << "subscription " << id << " at checkpoint " << Lsn(cp.lsn)
+              << "\n got: " << RowsText(it->second) << "\nwant: " << RowsText(expected);
+          ++checkpoints_checked;
+        }
+      }
+      for (const auto& [id, g] : groups) {
+        EXPECT_EQ(c->RowsOf(id), QueryRows(*sql, g)) << "final replica of " << id;
+      }
+    }
+  }
+  RecordProperty("checkpoints_checked", static_cast<int>(checkpoints_checked));
+  EXPECT_GT(checkpoints_checked, static_cast<size_t>(runs) * 4);
+  // Splices happened against concurrent writes: snapshots were taken while writers ran.
+  EXPECT_GE(service_->shape_log().stats().snapshot_rows.load(), static_cast<uint64_t>(runs));
+}
+
+TEST_F(SyncTest, AuthorizationMatrixNeverSendsARowOutsideTheClaims) {
+  auto sql = ConnectOrDie(*dsn_);
+  ExecOrDie(*sql, "TRUNCATE tasks");
+  std::string values;
+  for (int i = 0; i < 60; ++i) {
+    absl::StrAppend(&values, i ? "," : "", "(", i, ",", i % 4, ",'t", i, "','",
+                    i % 3 == 0 ? "ada" : "bob", "')");
+  }
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES " + values);
+  struct User {
+    std::string sub;
+    std::vector<int> projects;
+  };
+  const std::vector<User> users = {{"ada", {0}}, {"bob", {1, 2}}, {"cy", {}}, {"dee", {3}}};
+  const int port = service_->port();
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (const User& u : users) {
+    auto c = std::make_unique<TestClient>(port, Token({{"sub", u.sub}, {"projects", u.projects}}));
+    c->KeepMessages();
+    for (int p : u.projects) {
+      c->Subscribe({.id = absl::StrCat("p", p),
+                    .shape = "tasks_by_project",
+                    .params = {{"project", std::to_string(p)}}});
+    }
+    c->Subscribe({.id = "mine", .shape = "my_tasks"});
+    c->Subscribe({.id = "all", .shape = "tasks_in_projects"});
+    clients.push_back(std::move(c));
+  }
+  // Moves in and out of every project, and changes of owner.
+  ExecOrDie(*sql, "UPDATE tasks SET project_id = (project_id + 1) % 4 WHERE id % 5 = 0");
+  ExecOrDie(*sql, "UPDATE tasks SET owner = 'cy' WHERE id % 7 = 0");
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (100, 3, 'late', 'dee'), (101, 0, 'late', 'ada')");
+  ExecOrDie(*sql, "DELETE FROM tasks WHERE id % 11 = 0");
+  const uint64_t end = InsertLsn(*sql);
+  for (size_t i = 0; i < users.size(); ++i) {
+    TestClient& c = *clients[i];
+    const User& u = users[i];
+    ASSERT_TRUE(c.WaitForCheckpoint(end)) << u.sub;
+    EXPECT_THAT(c.errors(), ::testing::IsEmpty());
+    size_t rows_seen = 0;
+    // Every row the client received: inside its claims.
+    for (const pb::SyncResponse& m : c.messages()) {
+      if (!m.has_changes()) continue;
+      for (const pb::Change& ch : m.changes().changes()) {
+        if (ch.op() == pb::Change::DELETE) continue;
+        ++rows_seen;
+        const std::string& id = m.changes().subscription_id();
+        if (id == "mine") {
+          // columns: id, project_id, title, owner; updates may not carry the owner
+          if (!ch.row(3).has_unchanged()) {
+            EXPECT_EQ(ch.row(3).text(), u.sub);
+          }
+        } else if (!ch.row(1).has_unchanged()) {
+          EXPECT_THAT(u.projects, ::testing::Contains(ch.row(1).int_value()))
+              << u.sub << " got a row of project " << ch.row(1).int_value();
+        }
+      }
+    }
+    if (!u.projects.empty()) {
+      EXPECT_GT(rows_seen, 0u) << u.sub;
+    }
+    // And the replicas are exactly the rows the claims allow.
+    for (int p : u.projects) {
+      PgResult r =
+          ExecOrDie(*sql, absl::StrCat("SELECT count(*) FROM tasks WHERE project_id = ", p));
+      EXPECT_EQ(c.RowsOf(absl::StrCat("p", p)).size(), std::stoul(std::string(r.Get(0, 0))));
+    }
+    PgResult mine =
+        ExecOrDie(*sql, absl::StrCat("SELECT count(*) FROM tasks WHERE owner = '", u.sub, "'"));
+    EXPECT_EQ(c.RowsOf("mine").size(), std::stoul(std::string(mine.Get(0, 0)))) << u.sub;
+  }
+
+  // A subscription outside the claims: PERMISSION_DENIED, and no row.
+  TestClient intruder(port, Token({{"sub", "eve"}, {"projects", {1}}}));
+  intruder.KeepMessages();
+  intruder.Subscribe({.id = "p0", .shape = "tasks_by_project", .params = {{"project", "0"}}});
+  grpc::Status status = intruder.WaitForEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("is not among the token's claim \"projects\""));
+  for (const auto& m : intruder.messages()) EXPECT_FALSE(m.has_changes());
+}
+
+struct BadCase {
+  std::string name;
+  std::string token;  // "" for none
+  client::SubscriptionSpec spec;
+  grpc::StatusCode code;
+  std::string message;
+};
+
+TEST_F(SyncTest, BadInputGivesAStatusAPersonCanActOn) {
+  const std::string ok = Token({{"sub", "ada"}, {"projects", {1}}});
+  const std::vector<BadCase> cases = {
+      {"no token",
+       "",
+       {.id = "1", .shape = "my_tasks"},
+       grpc::StatusCode::UNAUTHENTICATED,
+       "missing authorization metadata"},
+      {"garbage token",
+       "not.a.jwt",
+       {.id = "1", .shape = "my_tasks"},
+       grpc::StatusCode::UNAUTHENTICATED,
+       "malformed token"},
+      {"expired token",
+       Token({{"sub", "ada"}}, -120),
+       {.id = "1", .shape = "my_tasks"},
+       grpc::StatusCode::UNAUTHENTICATED,
+       "expired"},
+      {"wrong key",
+       *auth::SignToken({{"sub", "ada"}, {"exp", 4102444800}}, "HS256",
+                        "some other secret of thirty-two bytes"),
+       {.id = "1", .shape = "my_tasks"},
+       grpc::StatusCode::UNAUTHENTICATED,
+       "signature"},
+      {"unknown shape",
+       ok,
+       {.id = "1", .shape = "taskz"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "unknown shape \"taskz\""},
+      {"missing parameter",
+       ok,
+       {.id = "1", .shape = "tasks_by_project"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "missing parameter $project (int4)"},
+      {"wrong type",
+       ok,
+       {.id = "1", .shape = "tasks_by_project", .params = {{"project", "one"}}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "parameter $project: invalid input syntax"},
+      {"unknown parameter",
+       ok,
+       {.id = "1", .shape = "tasks_by_project", .params = {{"project", "1"}, {"projekt", "1"}}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "unknown parameter $projekt"},
+      {"claim parameter sent",
+       ok,
+       {.id = "1", .shape = "my_tasks", .params = {{"me", "bob"}}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "comes from the token's claim \"sub\""},
+      {"filter on a column outside the shape",
+       ok,
+       {.id = "1", .shape = "tasks_in_projects", .filter = "owner = 'ada'"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "unknown column \"owner\""},
+      {"filter that is not the language",
+       ok,
+       {.id = "1", .shape = "my_tasks", .filter = "id IN (SELECT 1)"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "subqueries are not supported"},
+      {"missing claim",
+       Token({{"sub", "ada"}}),
+       {.id = "1", .shape = "tasks_in_projects"},
+       grpc::StatusCode::PERMISSION_DENIED,
+       "the token has no claim \"projects\""},
+      {"empty subscription id",
+       ok,
+       {.id = "", .shape = "my_tasks"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "subscription_id is empty"},
+  };
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    TestClient client(service_->port(), c.token);
+    client.KeepMessages();
+    client.Subscribe(c.spec);
+    grpc::Status status = client.WaitForEnd();
+    EXPECT_EQ(status.error_code(), c.code) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+    for (const auto& m : client.messages()) EXPECT_FALSE(m.has_changes());
+  }
+  // A duplicate subscription id on one stream.
+  TestClient client(service_->port(), ok);
+  client.Subscribe({.id = "1", .shape = "my_tasks"});
+  client.Subscribe({.id = "1", .shape = "my_tasks"});
+  grpc::Status status = client.WaitForEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("is already in use"));
+}
+
+// A second service with small limits: a client too far behind is disconnected with a clear
+// status, and an instance whose log passes its size limit makes its clients refetch.
+TEST_F(SyncTest, SlowClientsAndRetention) {
+  auto sql = ConnectOrDie(*dsn_);
+  const std::string dir = MakeTempDir();
+  // The limits go in the shape_log and server sections of the same config.
+  std::string yaml = ConfigYaml(*dsn_, "limits", dir);
+  yaml = std::regex_replace(yaml, std::regex("shape_log:\n  fsync: false"),
+                            "shape_log:\n  fsync: false\n  max_instance_bytes: 100000");
+  yaml = std::regex_replace(yaml, std::regex("heartbeat_interval_ms: 200"),
+                            "heartbeat_interval_ms: 200\n  max_client_lag_entries: 300\n  "
+                            "slow_client_grace_ms: 300\n  batch_entries: 50");
+  auto service = StartService(yaml);
+  ASSERT_NE(service, nullptr);
+  const int port = service->port();
+
+  // Retention: a busy instance passes max_instance_bytes; its client must refetch, and a resume
+  // from an offset of the retired log is refused with must_refetch too.
+  TestClient c(port, Token({{"sub", "ada"}}));
+  c.KeepMessages();
+  c.Subscribe({.id = "r", .shape = "items_by_grp", .params = {{"g", "-7"}}});
+  ASSERT_TRUE(c.WaitForCheckpoint(InsertLsn(*sql)));
+  for (int i = 0; i < 20; ++i) {
+    ExecOrDie(*sql, absl::StrCat("INSERT INTO items SELECT ", -1000 * (i + 1),
+                                 " - g, -7, g FROM generate_series(1, 100) g"));
+  }
+  bool refetched = false;
+  for (int i = 0; i < 1000 && !refetched; ++i) {
+    for (const auto& m : c.messages()) {
+      if (m.has_must_refetch() && m.must_refetch().reason() == pb::MustRefetch::RETIRED) {
+        refetched = true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(refetched) << "no must_refetch(RETIRED) after the instance's log passed its limit";
+  EXPECT_GE(service->shape_log().stats().retired.load(), 1u);
+
+  // A client that reads slower than changes arrive stays behind the bound and is disconnected
+  // with a status that says what to do. It reads, so it receives the status.
+  // A small receive window, so the server's writes wait for the client's reads as they would
+  // for a slow client over a slow network.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8192);
+  client::SyncClient slow(absl::StrCat("127.0.0.1:", port), Token({{"sub", "slow"}}), args);
+  slow.Subscribe({.id = "s", .shape = "items_by_grp", .params = {{"g", "-8"}}});
+  pb::SyncResponse r;
+  while (slow.Next(&r) && !r.has_up_to_date()) {
+  }
+  for (int i = 0; i < 10; ++i) {
+    ExecOrDie(*sql, absl::StrCat("INSERT INTO items SELECT ", -100000 - 100 * i,
+                                 " - g, -8, g FROM generate_series(1, 100) g"));
+  }
+  size_t read = 0;
+  std::atomic<bool> finished{false};
+  std::thread deadline([&] {
+    // Only needed when the server fails to cut the client off.
+    for (int i = 0; i < 200 && !finished.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!finished.load()) slow.Cancel();
+  });
+  while (slow.Next(&r)) {
+    ++read;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  finished = true;
+  deadline.join();
+  grpc::Status status = slow.Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("reconnect and resume from your offsets"));
+  EXPECT_GE(service->server().stats().slow_client_disconnects.load(), 1u);
+  EXPECT_GT(read, 0u);
+  ExecOrDie(*sql, "DELETE FROM items WHERE grp IN (-7, -8)");
+  service.reset();
+  std::filesystem::remove_all(dir);
+}
+
+// kill -9 of the serve process during writes; a restart on the same shape log; clients resume:
+// their replicas equal Postgres and no change is applied twice (offsets strictly increase).
+TEST(SyncRestartTest, KillDashNineDuringWritesThenResume) {
+  const std::string dsn = TestPostgres::Get().CreateDatabase("sync_restart");
+  auto sql = ConnectOrDie(dsn);
+  ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+  ExecOrDie(*sql,
+            "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+            "owner text)");
+  ExecOrDie(*sql, "INSERT INTO items SELECT g, g % 3, 0 FROM generate_series(1, 300) g");
+  const std::string dir = MakeTempDir();
+  const std::string config_path = dir + "/shapebridge.yaml";
+  {
+    std::string yaml = ConfigYaml(dsn, "restart", dir + "/log");
+    yaml = std::regex_replace(yaml, std::regex("fsync: false"), "fsync: true");
+    std::ofstream(config_path) << yaml;
+  }
+  const std::string out = dir + "/serve.out";
+  auto start = [&]() {
+    const auto before = std::filesystem::exists(out) ? std::filesystem::file_size(out) : 0;
+    auto p = std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{testing::ShapebridgeBinary(), "serve", "--config", config_path},
+        out);
+    static const std::regex kPort("serving on port (\\d+)");
+    for (int i = 0; i < 500; ++i) {
+      std::ifstream in(out);
+      std::string text((std::istreambuf_iterator<char>(in)), {});
+      std::smatch m;
+      const std::string tail = text.substr(std::min<size_t>(before, text.size()));
+      if (std::regex_search(tail, m, kPort)) return std::make_pair(std::move(p), std::stoi(m[1]));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "serve did not start";
+    return std::make_pair(std::move(p), 0);
+  };
+  auto [proc, port] = start();
+  ASSERT_GT(port, 0);
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (int g = 0; g < 3; ++g) {
+    auto c = std::make_unique<TestClient>(port, Token({{"sub", "ada"}}));
+    c->Subscribe({.id = "g", .shape = "items_by_grp", .params = {{"g", std::to_string(g)}}});
+    clients.push_back(std::move(c));
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto conn = ConnectOrDie(dsn);
+    std::mt19937 rng(7);
+    while (!stop.load()) {
+      const int id = 1 + static_cast<int>(rng() % 300);
+      (void)conn->Exec(
+          absl::StrCat("UPDATE items SET val = val + 1, grp = ", rng() % 3, " WHERE id = ", id));
+    }
+  });
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    proc->Kill(SIGKILL);
+    proc.reset();
+    auto [next, next_port] = start();
+    ASSERT_GT(next_port, 0);
+    proc = std::move(next);
+    for (auto& c : clients) c->Resume(next_port);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  writer.join();
+  const uint64_t end =
+      Lsn::Parse(QueryValue(*sql, "SELECT pg_current_wal_insert_lsn()::text"))->value();
+  for (int g = 0; g < 3; ++g) {
+    TestClient& c = *clients[g];
+    ASSERT_TRUE(c.WaitForCheckpoint(end)) << "group " << g;
+    EXPECT_THAT(c.errors(), ::testing::IsEmpty());
+    EXPECT_EQ(c.RowsOf("g"), QueryRows(*sql, g)) << "group " << g;
+  }
+  // SIGTERM drains the streams (clients see UNAVAILABLE) and exits cleanly.
+  const int status = proc->Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  for (auto& c : clients) {
+    EXPECT_EQ(c->WaitForEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace shapebridge
