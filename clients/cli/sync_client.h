@@ -74,6 +74,9 @@ class Replica {
   size_t pending() const { return pending_.size(); }
   // Forgets a subscription (after a must_refetch or an unsubscribe).
   void Drop(const std::string& id);
+  // Drops the changes not applied yet: call it when a stream ends. The next stream resumes from
+  // the offsets of what was applied and sends the rest again.
+  void DiscardPending() { pending_.clear(); }
 
   static std::string KeyText(const google::protobuf::RepeatedPtrField<pb::Value>& key);
   static std::string ValueText(const pb::Value& v);

@@ -160,8 +160,9 @@ class TestClient {
   void Resume(int port = 0) {
     Disconnect();
     if (port) port_ = port;
-    Connect();
     std::lock_guard lock(mu_);
+    replica_.DiscardPending();
+    Connect();
     for (auto& [id, spec] : specs_) {
       client::SubscriptionSpec s = spec;
       auto it = replica_.shapes().find(id);
