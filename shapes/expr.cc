@@ -1822,6 +1822,23 @@ absl::StatusOr<Value> ParseTypedText(const SqlType& type, std::string_view text)
   return v;
 }
 
+absl::StatusOr<std::vector<Value>> ArrayElements(const Value& array, const SqlType& array_type) {
+  return internal::ArrayElements(array, array_type.id);
+}
+
+Value MakeArray(const std::vector<Value>& elements, const SqlType& element_type) {
+  std::vector<std::optional<std::string>> texts;
+  texts.reserve(elements.size());
+  for (const Value& e : elements) {
+    if (e.is_null()) {
+      texts.push_back(std::nullopt);
+    } else {
+      texts.push_back(FormatText(e, element_type));
+    }
+  }
+  return Value::String(ValueKind::kArray, internal::JoinArray(texts));
+}
+
 std::vector<const Expr*> Conjuncts(const Expr& expr) {
   std::vector<const Expr*> out;
   CollectFlattened(expr, Op::kAnd, &out);

@@ -146,6 +146,11 @@ std::string ToSql(const Expr& expr, std::vector<std::optional<std::string>>* par
 // type's input function would. Errors are InvalidArgument with Postgres's message.
 absl::StatusOr<Value> ParseTypedText(const SqlType& type, std::string_view text);
 
+// The elements of an array value of `array_type` (NULL elements as Value::Null()), and the array
+// value of typed elements: the conversions between a kArray Value and its elements.
+absl::StatusOr<std::vector<Value>> ArrayElements(const Value& array, const SqlType& array_type);
+Value MakeArray(const std::vector<Value>& elements, const SqlType& element_type);
+
 // The top-level AND conjuncts of `expr` (the expression itself when it is not an AND).
 std::vector<const Expr*> Conjuncts(const Expr& expr);
 

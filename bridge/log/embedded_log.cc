@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bridge/log/file_io.h"
 #include "bridge/log/record_codec.h"
 #include "shapebridge/log/v1/txlog.pb.h"
 
@@ -22,13 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using log::v1::TxLogRecord;
 
-absl::Status ErrnoError(const char* what, const std::string& path) {
-  const int err = errno;
-  const auto code = err == ENOSPC                     ? absl::StatusCode::kResourceExhausted
-                    : (err == EACCES || err == EPERM) ? absl::StatusCode::kPermissionDenied
-                                                      : absl::StatusCode::kInternal;
-  return absl::Status(code, absl::StrCat(what, " ", path, ": ", std::strerror(err)));
-}
+using fileio::ErrnoError;
+using fileio::ReadWholeFile;
 
 std::string SegmentName(uint64_t seq) { return absl::StrFormat("%016x.seg", seq); }
 
@@ -47,26 +43,6 @@ absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   }
   std::sort(seqs.begin(), seqs.end());
   return seqs;
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("cannot open", path);
-  std::string data;
-  char buffer[1 << 16];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status s = ErrnoError("cannot read", path);
-      close(fd);
-      return s;
-    }
-    if (n == 0) break;
-    data.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return data;
 }
 
 // What a scan of one segment found.
@@ -157,17 +133,11 @@ struct EmbeddedLog::Impl {
   }
 
   absl::Status WriteBuffer() {
-    size_t done = 0;
-    while (done < buffer.size()) {
-      const ssize_t n = write(fd, buffer.data() + done, buffer.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        absl::Status s = ErrnoError("cannot write log segment", PathOf(seq));
-        // Keep the file consistent with file_bytes: drop a partial write.
-        (void)!ftruncate(fd, static_cast<off_t>(file_bytes));
-        return s;
-      }
-      done += static_cast<size_t>(n);
+    if (absl::Status s = fileio::WriteAll(fd, buffer, "cannot write log segment", PathOf(seq));
+        !s.ok()) {
+      // Keep the file consistent with file_bytes: drop a partial write.
+      (void)!ftruncate(fd, static_cast<off_t>(file_bytes));
+      return s;
     }
     file_bytes += buffer.size();
     buffer.clear();
@@ -200,11 +170,7 @@ struct EmbeddedLog::Impl {
     seq = s;
     if (create) {
       file_bytes = 0;
-      const int dir_fd = open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dir_fd >= 0) {
-        (void)fsync(dir_fd);
-        close(dir_fd);
-      }
+      fileio::SyncDirectory(config.dir);
     }
     return absl::OkStatus();
   }

@@ -15,7 +15,6 @@ absl::Status RoutingSink::OnRelation(const RelationInfo& relation) {
 absl::Status RoutingSink::OnBegin(const TransactionBegin& begin) {
   // A transaction that began but never committed (the session ended) is simply dropped.
   entries_.clear();
-  in_txn_ = true;
   skipping_ = begin.commit_lsn < written_through_;
   xid_ = begin.xid;
   if (!skipping_) seq_ = log_.NoteBegin(begin.xid);
@@ -55,7 +54,6 @@ absl::Status RoutingSink::OnTruncate(const TruncateChange& truncate) {
 }
 
 absl::Status RoutingSink::OnCommit(const TransactionCommit& commit) {
-  in_txn_ = false;
   if (skipping_) {
     skipping_ = false;
     return absl::OkStatus();
@@ -75,7 +73,6 @@ absl::Status RoutingSink::OnIdlePosition(Lsn position) {
 
 absl::Status RoutingSink::OnStreamReset(Lsn position, std::string_view reason) {
   entries_.clear();
-  in_txn_ = false;
   skipping_ = false;
   written_through_ = position;
   return log_.ResetAll(position, reason);

@@ -37,7 +37,6 @@ class RoutingSink final : public TransactionSink {
   ShapeLog& log_;
   std::unordered_map<RelationId, RelationInfo> relations_;
   Lsn written_through_;  // transactions committing below this were routed already
-  bool in_txn_ = false;
   bool skipping_ = false;
   uint64_t seq_ = 0;
   Xid xid_;

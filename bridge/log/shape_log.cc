@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bridge/log/file_io.h"
 #include "bridge/log/record_codec.h"
 #include "shapebridge/log/v1/shapelog.pb.h"
 
@@ -21,10 +22,7 @@ namespace {
 constexpr char kJournalName[] = "shapes.journal";
 constexpr size_t kRecentTransactions = 4096;
 
-absl::Status ErrnoError(std::string_view what, const std::string& path) {
-  return absl::InternalError(
-      absl::StrCat(std::string(what), " ", path, ": ", std::strerror(errno)));
-}
+using fileio::ErrnoError;
 
 std::string IdBytes(shapes::InstanceId id) {
   std::string out(16, '\0');
@@ -157,16 +155,7 @@ struct ShapeLog::Journal {
     if (bytes) *bytes = scratch.size() + logrecord::kFrameHeaderBytes;
   }
   absl::Status Write(const std::string& data) {
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoError("cannot write shape log journal", path);
-      }
-      done += static_cast<size_t>(n);
-    }
-    return absl::OkStatus();
+    return fileio::WriteAll(fd, data, "cannot write shape log journal", path);
   }
 };
 
@@ -198,15 +187,10 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
   Lsn routed;
   {
     std::string data;
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char buf[1 << 16];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-      close(fd);
-      if (n < 0) return ErrnoError("cannot read shape log journal", path);
-    } else if (errno != ENOENT) {
-      return ErrnoError("cannot open shape log journal", path);
+    if (std::filesystem::exists(path)) {
+      absl::StatusOr<std::string> read = fileio::ReadWholeFile(path);
+      if (!read.ok()) return read.status();
+      data = *std::move(read);
     }
     std::string_view rest = data;
     while (!rest.empty()) {
@@ -321,11 +305,7 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
   j.buffer.clear();
   if (fsync(j.fd) != 0) return ErrnoError("cannot sync shape log journal", tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename", tmp);
-  const int dir_fd = open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    (void)fsync(dir_fd);
-    close(dir_fd);
-  }
+  fileio::SyncDirectory(config.dir);
   log->routed_ = routed;
   log->durable_routed_ = routed;
   log->stats_.instances = log->instances_.size();
@@ -420,8 +400,7 @@ absl::Status ShapeLog::AppendTransaction(uint64_t seq, Xid xid, Lsn commit_lsn, 
     if (seq <= log.registered_seq_) continue;
     if (log.phase_ == InstanceLog::Phase::kSnapshotting) {
       if (log.snapshot_ && commit_lsn < log.snapshot_lsn_ && log.snapshot_->Visible(xid)) continue;
-      log.pending_.push_back(
-          {seq, xid, commit_lsn, std::move(routed.entry), routed.refetch_reason});
+      log.pending_.push_back({xid, commit_lsn, std::move(routed.entry), routed.refetch_reason});
       continue;
     }
     if (log.phase_ != InstanceLog::Phase::kReady) continue;

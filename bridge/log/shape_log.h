@@ -115,7 +115,6 @@ class InstanceLog : public std::enable_shared_from_this<InstanceLog> {
   friend class ShapeLog;
   enum class Phase : uint8_t { kSnapshotting, kReady, kRetired };
   struct Pending {
-    uint64_t seq;
     Xid xid;
     Lsn commit_lsn;
     shapes::ShapeEntry entry;

@@ -19,21 +19,6 @@ std::optional<std::string> ScalarText(const nlohmann::json& j) {
   return std::nullopt;
 }
 
-// Postgres array text of string elements: {"a","b"}.
-std::string ArrayText(const std::vector<std::string>& elements) {
-  std::string out = "{";
-  for (size_t i = 0; i < elements.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : elements[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 // The claim's values typed as `element`.
 absl::StatusOr<std::vector<Value>> ClaimValues(const std::string& where,
                                                const shapes::ShapeParam& param,
@@ -98,14 +83,7 @@ absl::StatusOr<shapes::ParamValues> BindParams(const shapes::ShapeDefinition& de
       absl::StatusOr<std::vector<Value>> typed = ClaimValues(where, p, *claim);
       if (!typed.ok()) return typed.status();
       if (p.type.array) {
-        std::vector<std::string> texts;
-        for (const auto& item : *claim) texts.push_back(*ScalarText(item));
-        if (!claim->is_array()) texts = {*ScalarText(*claim)};
-        absl::StatusOr<Value> v = shapes::ParseTypedText(p.type, ArrayText(texts));
-        if (!v.ok())
-          return absl::PermissionDeniedError(
-              absl::StrCat(where, ": ", std::string(v.status().message())));
-        values.emplace(p.name, *std::move(v));
+        values.emplace(p.name, shapes::MakeArray(*typed, shapes::SqlType{p.type.id, false}));
       } else {
         if (claim->is_array()) {
           return absl::PermissionDeniedError(absl::StrCat(where, ": the token's claim \"", p.claim,
@@ -128,50 +106,15 @@ absl::StatusOr<shapes::ParamValues> BindParams(const shapes::ShapeDefinition& de
     if (claim != nullptr) {
       absl::StatusOr<std::vector<Value>> allowed = ClaimValues(where, p, *claim);
       if (!allowed.ok()) return allowed.status();
-      std::vector<Value> wanted;
+      std::vector<Value> wanted = {*v};
       if (p.type.array) {
-        // Each element must be allowed: parse the array's elements with the element type.
-        absl::StatusOr<Value> as_text =
-            shapes::ParseTypedText(shapes::SqlType{shapes::TypeId::kText, true}, given->second);
-        if (!as_text.ok()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(where, ": ", std::string(as_text.status().message())));
-        }
-        nlohmann::json parts = nlohmann::json::array();
-        absl::StatusOr<std::vector<Value>> elements = ClaimValues(where, p, [&] {
-          // Reuse the claim parser over the request's elements.
-          std::string t = as_text->string_value();
-          nlohmann::json arr = nlohmann::json::array();
-          // Split the normalized text form {a,b,"c d"}.
-          std::string cur;
-          bool quoted = false;
-          bool escaped = false;
-          for (size_t i = 1; i + 1 < t.size(); ++i) {
-            const char c = t[i];
-            if (escaped) {
-              cur += c;
-              escaped = false;
-            } else if (c == '\\') {
-              escaped = true;
-            } else if (c == '"') {
-              quoted = !quoted;
-            } else if (c == ',' && !quoted) {
-              arr.push_back(cur);
-              cur.clear();
-            } else {
-              cur += c;
-            }
-          }
-          if (t.size() > 2) arr.push_back(cur);
-          return arr;
-        }());
+        // Each element must be allowed.
+        absl::StatusOr<std::vector<Value>> elements = shapes::ArrayElements(*v, p.type);
         if (!elements.ok()) {
           return absl::InvalidArgumentError(
               absl::StrCat(where, ": ", std::string(elements.status().message())));
         }
         wanted = *std::move(elements);
-      } else {
-        wanted.push_back(*v);
       }
       for (const Value& w : wanted) {
         if (std::find(allowed->begin(), allowed->end(), w) == allowed->end()) {
