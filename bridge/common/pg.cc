@@ -118,6 +118,21 @@ absl::StatusOr<PgResult> PgConnection::Exec(std::string_view sql) {
   return PgResult(raw);
 }
 
+absl::Status PgConnection::SendQuery(std::string_view sql) {
+  const std::string text(sql);
+  if (PQsendQuery(conn_, text.c_str()) != 1) return ResultStatus(nullptr, sql);
+  return absl::OkStatus();
+}
+
+absl::Status PgConnection::FinishQuery() {
+  absl::Status first;
+  while (pg_result* raw = PQgetResult(conn_)) {
+    if (absl::Status s = ResultStatus(raw, "(a sent query)"); !s.ok() && first.ok()) first = s;
+    PQclear(raw);
+  }
+  return first;
+}
+
 absl::StatusOr<PgResult> PgConnection::ExecParams(
     std::string_view sql, const std::vector<std::optional<std::string>>& params) {
   const std::string text(sql);

@@ -70,6 +70,11 @@ class PgConnection {
   absl::StatusOr<PgResult> ExecParams(std::string_view sql,
                                       const std::vector<std::optional<std::string>>& params);
 
+  // Sends a query (any number of statements) without waiting for it; FinishQuery() waits for its
+  // results and returns the first error. One query in flight at a time.
+  absl::Status SendQuery(std::string_view sql);
+  absl::Status FinishQuery();
+
   // Runs one query and hands its rows to `on_row` one at a time (libpq's single-row mode), so the
   // result never has to fit in memory. Each PgResult holds exactly one row. An error from
   // `on_row` stops the query (the connection is then reset to idle) and is returned.

@@ -56,6 +56,20 @@ void EncodeEntry(const StoredEntry& e, log::v1::EntryRecord* out) {
   }
 }
 
+// Appends the journal frame of an entry to `out`; returns its size in bytes.
+uint64_t AppendEntryFrame(const StoredEntry& e, std::string* out) {
+  // Reused, so that encoding does not allocate once the buffers have grown.
+  thread_local log::v1::ShapeLogRecord record;
+  thread_local std::string scratch;
+  log::v1::EntryRecord* entry = record.mutable_entry();
+  entry->Clear();
+  EncodeEntry(e, entry);
+  scratch.clear();
+  record.SerializeToString(&scratch);
+  logrecord::AppendFrame(scratch, out);
+  return scratch.size() + logrecord::kFrameHeaderBytes;
+}
+
 absl::StatusOr<StoredEntry> DecodeEntry(const log::v1::EntryRecord& r) {
   StoredEntry e;
   e.offset = LogOffset{Lsn(r.lsn()), r.index()};
@@ -142,7 +156,8 @@ bool Waker::WaitUntil(std::chrono::steady_clock::time_point deadline) {
 struct ShapeLog::Journal {
   std::string path;
   int fd = -1;
-  std::string buffer;  // appended, not yet written
+  std::string buffer;   // appended, not yet written
+  std::string writing;  // being written by Sync(); swapped with buffer so both keep their capacity
   std::string scratch;
 
   ~Journal() {
@@ -334,10 +349,7 @@ void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
 void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
                                  const shapes::ShapeEntry& entry) {
   StoredEntry stored{offset, entry};
-  log::v1::ShapeLogRecord record;
-  EncodeEntry(stored, record.mutable_entry());
-  uint64_t bytes = 0;
-  journal_->Append(record, &bytes);
+  const uint64_t bytes = AppendEntryFrame(stored, &journal_->buffer);
   log.bytes_ += bytes;
   log.entries_.push_back(std::move(stored));
   stats_.entries.fetch_add(1, std::memory_order_relaxed);
@@ -445,7 +457,6 @@ bool ShapeLog::ServableLocked(const InstanceLog& log) const {
 
 absl::Status ShapeLog::Sync() {
   std::lock_guard sync_lock(sync_mu_);
-  std::string data;
   Lsn routed;
   struct Captured {
     std::shared_ptr<InstanceLog> log;
@@ -456,7 +467,8 @@ absl::Status ShapeLog::Sync() {
   std::vector<Captured> captured;
   {
     std::lock_guard lock(mu_);
-    data.swap(journal_->buffer);
+    journal_->writing.clear();
+    journal_->writing.swap(journal_->buffer);
     routed = routed_;
     for (auto& log : dirty_) {
       captured.push_back({log, log->entries_.size(), log->was_ready_,
@@ -465,12 +477,16 @@ absl::Status ShapeLog::Sync() {
     }
     dirty_.clear();
   }
+  // Only this Sync() (under sync_mu_) uses `writing` now.
+  const std::string& data = journal_->writing;
   if (!data.empty()) {
     if (absl::Status s = journal_->Write(data); !s.ok()) return s;
     if (config_.fsync && fdatasync(journal_->fd) != 0) {
       return ErrnoError("cannot sync shape log journal", journal_->path);
     }
   }
+  // A large snapshot should not pin its buffer for good.
+  if (journal_->writing.capacity() > (8u << 20)) std::string().swap(journal_->writing);
   stats_.syncs.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   const Lsn before = durable_routed_;
@@ -575,15 +591,42 @@ absl::Status ShapeLog::BeginSnapshot(InstanceLog& log, const PgSnapshot& snapsho
 }
 
 absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::ShapeEntry>& rows) {
+  Lsn lsn;
+  size_t first = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (log.phase_ != InstanceLog::Phase::kSnapshotting || !log.snapshot_) {
+      return absl::FailedPreconditionError("the instance's snapshot has not begun");
+    }
+    lsn = log.snapshot_lsn_;
+    first = log.entries_.size();
+  }
+  // Encoded without the lock: while the snapshot runs, nothing else appends to the instance.
+  std::vector<StoredEntry> stored;
+  stored.reserve(rows.size());
+  std::vector<uint64_t> sizes;
+  sizes.reserve(rows.size());
+  thread_local std::string frames;  // keeps its capacity from batch to batch
+  frames.clear();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    stored.push_back({LogOffset{lsn, static_cast<uint32_t>(first + i)}, std::move(rows[i])});
+    sizes.push_back(AppendEntryFrame(stored.back(), &frames));
+  }
   std::lock_guard lock(mu_);
-  if (log.phase_ != InstanceLog::Phase::kSnapshotting || !log.snapshot_) {
-    return absl::FailedPreconditionError("the instance's snapshot has not begun");
+  if (log.phase_ != InstanceLog::Phase::kSnapshotting || log.entries_.size() != first) {
+    return absl::AbortedError("the instance ended while its snapshot ran");
   }
-  for (shapes::ShapeEntry& row : rows) {
-    const LogOffset offset{log.snapshot_lsn_, static_cast<uint32_t>(log.entries_.size())};
-    AppendEntryLocked(log, offset, row);
+  journal_->buffer.append(frames);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    log.entries_.push_back(std::move(stored[i]));
+    bytes += sizes[i];
   }
-  stats_.snapshot_rows.fetch_add(rows.size(), std::memory_order_relaxed);
+  log.bytes_ += bytes;
+  stats_.entries.fetch_add(stored.size(), std::memory_order_relaxed);
+  stats_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  stats_.snapshot_rows.fetch_add(stored.size(), std::memory_order_relaxed);
+  MarkDirtyLocked(log);
   return absl::OkStatus();
 }
 
@@ -640,10 +683,8 @@ Lsn ShapeLog::Read(std::vector<ReadCursor*>& cursors) const {
     }
     c->servable = ServableLocked(log);
     c->end = c->servable ? log.servable_ : 0;
-    if (c->servable) {
-      const size_t to = std::min(c->end, c->from + c->max);
-      for (size_t i = c->from; i < to; ++i) c->entries.push_back(log.entries_[i]);
-    }
+    const size_t to = std::min(c->end, c->from + c->max);
+    for (size_t i = c->from; i < to; ++i) c->entries.push_back(&log.entries_[i]);
     if (log.phase_ == InstanceLog::Phase::kRetired && log.retire_durable_ &&
         (!log.was_ready_ || log.servable_ == log.entries_.size())) {
       c->retired = true;

@@ -9,6 +9,7 @@
 #include <compare>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -128,7 +129,8 @@ class InstanceLog : public std::enable_shared_from_this<InstanceLog> {
   std::optional<PgSnapshot> snapshot_;
   Lsn snapshot_lsn_;
   std::vector<Pending> pending_;  // routed while the snapshot runs
-  std::vector<StoredEntry> entries_;
+  // A deque: appending never moves an entry, so readers may hold pointers to them.
+  std::deque<StoredEntry> entries_;
   size_t servable_ = 0;         // entries that are durable
   bool ready_durable_ = false;  // SnapshotDone is durable
   uint64_t bytes_ = 0;
@@ -152,8 +154,9 @@ struct ReadCursor {
   const InstanceLog* log = nullptr;
   size_t from = 0;  // index of the next entry to read
   size_t max = 0;   // read at most this many
-  // Out:
-  std::vector<StoredEntry> entries;
+  // Out: entries of the instance's log, which never move or change once appended (valid while
+  // the reader holds the InstanceLog).
+  std::vector<const StoredEntry*> entries;
   bool servable = false;  // the snapshot is done, durable and routing has passed its LSN
   size_t end = 0;         // servable entries (from + entries.size() == end: drained)
   bool retired = false;   // and every entry is durable: after `end` comes nothing

@@ -1,5 +1,6 @@
 #include "bridge/server/snapshotter.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bridge/common/pg.h"
@@ -8,6 +9,16 @@
 namespace shapebridge {
 
 namespace {
+
+// A flushed WAL record after a snapshot's LSN: on a quiet database nothing else may come through
+// the slot for a long time, and an instance is served only once routing has passed its snapshot's
+// LSN. The logical message is not sent by pgoutput; the walsender then reports its position.
+constexpr char kNudgeSql[] =
+    "BEGIN; SET LOCAL synchronous_commit = on; "
+    "SELECT pg_logical_emit_message(true, 'shapebridge.snapshot', ''); COMMIT";
+
+// The prefix of the logical messages snapshots write (pgoutput does not send them).
+constexpr char kNudgePrefix[] = "shapebridge.snapshot";
 
 // The shape's query: its columns, its table and its predicate with every value a parameter.
 std::string SnapshotQuery(const shapes::ShapeInstance& instance, PgConnection& sql,
@@ -26,10 +37,13 @@ std::string SnapshotQuery(const shapes::ShapeInstance& instance, PgConnection& s
   return query;
 }
 
-absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, ShapeLog& log,
-                          InstanceLog& instance_log, SnapshotterStats& stats) {
+// `nudge` (may be null) is an idle connection for the WAL record that moves routing on; it is
+// written while the snapshot runs. Without one, the snapshot's own connection writes it after.
+absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgConnection* nudge,
+                          ShapeLog& log, InstanceLog& instance_log, SnapshotterStats& stats) {
   const shapes::ShapeInstance& instance = instance_log.instance();
   const shapes::ShapeDefinition& def = instance.definition();
+  Lsn snapshot_lsn;
   for (int attempt = 1;; ++attempt) {
     if (auto s = sql.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) {
       return s.status();
@@ -42,6 +56,7 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, Shape
     absl::StatusOr<Lsn> lsn = Lsn::Parse(r->Get(0, 1));
     if (!lsn.ok()) return lsn.status();
     absl::Status begun = log.BeginSnapshot(instance_log, *snapshot, *lsn);
+    snapshot_lsn = *lsn;
     if (begun.ok()) break;
     (void)sql.Exec("ROLLBACK");
     if (begun.code() != absl::StatusCode::kFailedPrecondition || attempt >= config.max_attempts) {
@@ -49,6 +64,18 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, Shape
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
   }
+
+  bool nudging = false;
+  if (nudge != nullptr && log.DurableLsn() < snapshot_lsn) {
+    nudging = nudge->SendQuery(kNudgeSql).ok();
+  }
+  // Leaves the nudge connection idle, whatever happens to the snapshot.
+  absl::Cleanup finish_nudge = [&] {
+    if (!nudging) return;
+    if (absl::Status s = nudge->FinishQuery(); !s.ok()) {
+      spdlog::warn("[snapshot] cannot write a WAL record to move replication on: {}", s.ToString());
+    }
+  };
 
   std::vector<std::optional<std::string>> params;
   const std::string query = SnapshotQuery(instance, sql, &params);
@@ -93,7 +120,14 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, Shape
   }
   if (auto s = sql.Exec("COMMIT"); !s.ok()) return s.status();
   stats.rows.fetch_add(rows, std::memory_order_relaxed);
-  return log.FinishSnapshot(instance_log, rows);
+  if (absl::Status s = log.FinishSnapshot(instance_log, rows); !s.ok()) return s;
+  if (!nudging && log.DurableLsn() < snapshot_lsn) {
+    if (auto s = sql.Exec(kNudgeSql); !s.ok()) {
+      spdlog::warn("[snapshot] cannot write a WAL record to move replication on: {}",
+                   s.status().ToString());
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -138,6 +172,7 @@ void Snapshotter::Schedule(std::shared_ptr<InstanceLog> log) {
 
 void Snapshotter::Work() {
   std::unique_ptr<PgConnection> sql;
+  std::unique_ptr<PgConnection> nudge;
   while (true) {
     std::shared_ptr<InstanceLog> next;
     {
@@ -158,7 +193,12 @@ void Snapshotter::Work() {
         status = connected.status();
       }
     }
-    if (sql) status = TakeSnapshot(config_, *sql, log_, *next, stats_);
+    if (sql && !nudge) {
+      auto connected = PgConnection::Connect(config_.dsn, PgConnectionKind::kSql,
+                                             "shapebridge snapshot nudge", config_.connect_timeout);
+      if (connected.ok()) nudge = *std::move(connected);
+    }
+    if (sql) status = TakeSnapshot(config_, *sql, nudge.get(), log_, *next, stats_);
     const std::string shape = next->instance().definition().name;
     const std::string id = next->instance().id().ToString();
     if (status.ok()) {
@@ -173,6 +213,7 @@ void Snapshotter::Work() {
                    std::string(status.message()));
       log_.FailSnapshot(*next, status);
       sql.reset();  // the connection may be mid-transaction or broken
+      nudge.reset();
     }
   }
 }

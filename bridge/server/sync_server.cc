@@ -205,6 +205,7 @@ class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncRe
   grpc::CallbackServerContext* context_;
   auth::VerifiedToken token_;
   Waker waker_;
+  pb::SyncResponse batch_;    // see Serve
   std::atomic<int> refs_{1};  // OnDone, and the session thread while it runs
 
   pb::SyncRequest incoming_;  // the pending read's buffer
@@ -480,7 +481,7 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
       continue;
     }
     if (!s->positioned) continue;
-    for (const StoredEntry& e : c.entries) items.push_back({&e, s.get()});
+    for (const StoredEntry* e : c.entries) items.push_back({e, s.get()});
     if (c.end > c.from + c.entries.size()) lag += c.end - c.from - c.entries.size();
   }
   if (lag > server_.config.max_client_lag_entries) {
@@ -500,14 +501,17 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.entry->offset.lsn < b.entry->offset.lsn;
   });
-  pb::SyncResponse batch;
+  // The batch message is kept from call to call: clearing its changes keeps their objects for
+  // reuse, so building a batch does not allocate once it has grown.
+  pb::SyncResponse& batch = batch_;
+  batch.mutable_changes()->mutable_changes()->Clear();
   Subscription* batch_sub = nullptr;
   auto flush = [&]() -> bool {
     if (batch_sub == nullptr) return true;
     const int n = batch.changes().changes_size();
     if (!Send(batch)) return false;
     server_.stats.changes_sent.fetch_add(n, std::memory_order_relaxed);
-    batch.Clear();
+    batch.mutable_changes()->mutable_changes()->Clear();
     batch_sub = nullptr;
     sent_since_checkpoint_ = true;
     return true;

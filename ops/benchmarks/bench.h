@@ -27,5 +27,6 @@ struct Benchmark {
 
 std::vector<Benchmark> ReplicationBenchmarks();
 std::vector<Benchmark> RoutingBenchmarks();
+std::vector<Benchmark> SyncBenchmarks();
 
 }  // namespace shapebridge::bench

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "ops/benchmarks/bench.h"
+#include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
   using shapebridge::bench::Benchmark;
@@ -21,9 +22,11 @@ int main(int argc, char** argv) {
   app.add_flag("--list", list, "List the benchmarks");
   app.add_option("names", names, "Benchmarks to run (default: all)");
   CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);  // the service's progress lines would drown the results
 
   std::vector<Benchmark> all = shapebridge::bench::ReplicationBenchmarks();
   for (auto& b : shapebridge::bench::RoutingBenchmarks()) all.push_back(std::move(b));
+  for (auto& b : shapebridge::bench::SyncBenchmarks()) all.push_back(std::move(b));
   if (list) {
     for (const auto& b : all) std::cout << b.name << "\t" << b.description << "\n";
     return 0;

@@ -3,8 +3,6 @@
 // the same run. Both read the same WAL from their own slot; each runs twice, alternating, and the
 // faster run of each counts.
 
-#include <poll.h>
-
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -13,9 +11,9 @@
 
 #include "bridge/common/pg.h"
 #include "bridge/log/embedded_log.h"
-#include "bridge/replication/decoder/walsender_frame.h"
 #include "bridge/replication/replicator.h"
 #include "ops/benchmarks/bench.h"
+#include "ops/benchmarks/raw_slot.h"
 #include "tests/harness/test_postgres.h"
 
 namespace shapebridge::bench {
@@ -32,44 +30,13 @@ constexpr int kRowsPerTransaction = 10'000;
 // Reads the slot until `commits` commit messages arrived; returns the seconds it took and the
 // end LSN of the last commit.
 std::pair<double, Lsn> RawDrain(const std::string& dsn, const std::string& slot, int commits) {
-  auto conn = PgConnection::Connect(dsn, PgConnectionKind::kReplication, "bench-raw");
-  if (!conn.ok()) throw std::runtime_error(conn.status().ToString());
   const auto start = Clock::now();
-  auto s = (*conn)->StartCopyBoth("START_REPLICATION SLOT " + slot +
-                                  " LOGICAL 0/0 (proto_version '1', publication_names 'bench')");
-  if (!s.ok()) throw std::runtime_error(s.ToString());
-  int seen = 0;
+  RawSlotReader reader(dsn, slot, "bench");
   Lsn last_end;
-  auto last_status = Clock::now();
-  while (seen < commits) {
-    auto data = (*conn)->ReadCopyData();
-    if (!data.ok()) throw std::runtime_error(data.status().ToString());
-    if (!data->has_value()) {
-      pollfd fd{.fd = (*conn)->Socket(), .events = POLLIN, .revents = 0};
-      (void)poll(&fd, 1, 1000);
-      if (auto c = (*conn)->ConsumeInput(); !c.ok()) throw std::runtime_error(c.ToString());
-      continue;
-    }
-    const std::string& frame = **data;
-    // Answer keepalives that ask for a reply, and report progress once a second, as any
-    // consumer must; nothing is decoded.
-    const bool reply = frame.size() == 18 && frame[0] == 'k' && frame[17] == 1;
-    if (reply || Clock::now() - last_status > std::chrono::seconds(1)) {
-      const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-      (void)(*conn)->WriteCopyData(walsender::EncodeStandbyStatus(
-          last_end, last_end, last_end, PgTimestamp::FromUnixMicros(now_us), false));
-      (void)(*conn)->FlushOutput();
-      last_status = Clock::now();
-    }
-    // XLogData whose pgoutput message is a Commit: 'w' + 24 bytes of header, then 'C'.
-    if (frame.size() > 25 && frame[0] == 'w' && frame[25] == 'C') {
-      ++seen;
-      uint64_t end = 0;
-      for (int i = 0; i < 8; ++i) end = (end << 8) | static_cast<uint8_t>(frame[25 + 10 + i]);
-      last_end = Lsn(end);
-    }
+  for (int seen = 0; seen < commits; ++seen) {
+    std::optional<Lsn> end = reader.NextCommit(Clock::now() + std::chrono::minutes(5));
+    if (!end) throw std::runtime_error("the raw drain saw no commit for 5 minutes");
+    last_end = *end;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return {seconds, last_end};
