@@ -204,6 +204,20 @@ void AppendFrame(std::string_view payload, std::string* out) {
   out->append(payload);
 }
 
+size_t BeginFrame(std::string* out) {
+  const size_t start = out->size();
+  out->append(kFrameHeaderBytes, '\0');
+  return start;
+}
+
+void EndFrame(size_t frame_start, std::string* out) {
+  const std::string_view payload = std::string_view(*out).substr(frame_start + kFrameHeaderBytes);
+  std::string header;
+  PutU32(static_cast<uint32_t>(payload.size()), &header);
+  PutU32(Crc(payload), &header);
+  out->replace(frame_start, kFrameHeaderBytes, header);
+}
+
 FrameStatus ParseFrame(std::string_view bytes, std::string_view* payload, size_t* frame_bytes) {
   if (bytes.size() < kFrameHeaderBytes) return FrameStatus::kIncomplete;
   const uint32_t length = GetU32(bytes.data());

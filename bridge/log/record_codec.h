@@ -27,6 +27,10 @@ inline constexpr size_t kFrameHeaderBytes = 8;
 inline constexpr uint32_t kMaxRecordBytes = 256u << 20;
 
 void AppendFrame(std::string_view payload, std::string* out);
+// A frame whose payload is written in place: BeginFrame appends the header's room and returns
+// where the frame starts; EndFrame fills in the header for what was appended since.
+size_t BeginFrame(std::string* out);
+void EndFrame(size_t frame_start, std::string* out);
 
 // Parses the frame at the start of `bytes`. kIncomplete: fewer bytes than the frame needs (the
 // tail is still being written, or was torn by a crash); kCorrupt: bad length or checksum.

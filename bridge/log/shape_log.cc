@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bridge/log/change_codec.h"
 #include "bridge/log/file_io.h"
 #include "bridge/log/record_codec.h"
 #include "shapebridge/log/v1/shapelog.pb.h"
@@ -44,54 +45,16 @@ shapes::InstanceId IdFromBytes(const std::string& bytes) {
   return shapes::InstanceId(high, low);
 }
 
-void EncodeEntry(const StoredEntry& e, log::v1::EntryRecord* out) {
-  out->set_instance_id(IdBytes(e.entry.instance));
+void EncodeEntry(shapes::InstanceId instance, const StoredEntry& e, log::v1::EntryRecord* out) {
+  out->set_instance_id(IdBytes(instance));
   out->set_lsn(e.offset.lsn.value());
   out->set_index(e.offset.index);
-  out->set_kind(static_cast<uint32_t>(e.entry.kind));
-  for (const Value& v : e.entry.key) logrecord::ToProto(v, out->add_key());
-  for (const shapes::FieldValue& f : e.entry.fields) {
-    out->add_field_columns(static_cast<uint32_t>(f.column));
-    logrecord::ToProto(f.value, out->add_field_values());
-  }
+  out->set_change(e.change);
 }
 
-// Appends the journal frame of an entry to `out`; returns its size in bytes.
-uint64_t AppendEntryFrame(const StoredEntry& e, std::string* out) {
-  // Reused, so that encoding does not allocate once the buffers have grown.
-  thread_local log::v1::ShapeLogRecord record;
-  thread_local std::string scratch;
-  log::v1::EntryRecord* entry = record.mutable_entry();
-  entry->Clear();
-  EncodeEntry(e, entry);
-  scratch.clear();
-  record.SerializeToString(&scratch);
-  logrecord::AppendFrame(scratch, out);
-  return scratch.size() + logrecord::kFrameHeaderBytes;
-}
-
-absl::StatusOr<StoredEntry> DecodeEntry(const log::v1::EntryRecord& r) {
-  StoredEntry e;
-  e.offset = LogOffset{Lsn(r.lsn()), r.index()};
-  e.entry.instance = IdFromBytes(r.instance_id());
-  if (r.kind() > static_cast<uint32_t>(shapes::EntryKind::kMustRefetch)) {
-    return absl::DataLossError(absl::StrCat("unknown entry kind ", r.kind()));
-  }
-  e.entry.kind = static_cast<shapes::EntryKind>(r.kind());
-  for (const auto& v : r.key()) {
-    absl::StatusOr<Value> value = logrecord::FromProto(v);
-    if (!value.ok()) return value.status();
-    e.entry.key.push_back(*std::move(value));
-  }
-  if (r.field_columns_size() != r.field_values_size()) {
-    return absl::DataLossError("entry fields and values differ in number");
-  }
-  for (int i = 0; i < r.field_columns_size(); ++i) {
-    absl::StatusOr<Value> value = logrecord::FromProto(r.field_values(i));
-    if (!value.ok()) return value.status();
-    e.entry.fields.push_back({static_cast<int>(r.field_columns(i)), *std::move(value)});
-  }
-  return e;
+StoredEntry DecodeEntry(log::v1::EntryRecord& r) {
+  return StoredEntry{.offset = LogOffset{Lsn(r.lsn()), r.index()},
+                     .change = std::move(*r.mutable_change())};
 }
 
 }  // namespace
@@ -198,7 +161,8 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
     bool done = false;
   };
   std::map<shapes::InstanceId, Recovered> recovered;
-  std::vector<StoredEntry> live;  // entries since the last Routed record
+  // Entries since the last Routed record, with their instance.
+  std::vector<std::pair<shapes::InstanceId, StoredEntry>> live;
   Lsn routed;
   {
     std::string data;
@@ -224,17 +188,13 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
           break;
         }
         case log::v1::ShapeLogRecord::kEntry: {
-          absl::StatusOr<StoredEntry> e = DecodeEntry(record.entry());
-          if (!e.ok()) {
-            return absl::DataLossError(
-                absl::StrCat("shape log journal ", path, ": ", std::string(e.status().message())));
-          }
-          auto it = recovered.find(e->entry.instance);
+          const shapes::InstanceId id = IdFromBytes(record.entry().instance_id());
+          auto it = recovered.find(id);
           if (it == recovered.end()) break;
           if (it->second.done) {
-            live.push_back(*std::move(e));
+            live.push_back({id, DecodeEntry(*record.mutable_entry())});
           } else {
-            it->second.entries.push_back(*std::move(e));
+            it->second.entries.push_back(DecodeEntry(*record.mutable_entry()));
           }
           break;
         }
@@ -244,8 +204,8 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
           break;
         }
         case log::v1::ShapeLogRecord::kRouted:
-          for (StoredEntry& e : live) {
-            auto it = recovered.find(e.entry.instance);
+          for (auto& [id, e] : live) {
+            auto it = recovered.find(id);
             if (it != recovered.end()) it->second.entries.push_back(std::move(e));
           }
           live.clear();
@@ -298,7 +258,7 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
     j.Append(record);
     for (StoredEntry& e : r.entries) {
       log::v1::ShapeLogRecord er;
-      EncodeEntry(e, er.mutable_entry());
+      EncodeEntry(id, e, er.mutable_entry());
       uint64_t bytes = 0;
       j.Append(er, &bytes);
       il->bytes_ += bytes;
@@ -348,8 +308,9 @@ void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
 
 void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
                                  const shapes::ShapeEntry& entry) {
-  StoredEntry stored{offset, entry};
-  const uint64_t bytes = AppendEntryFrame(stored, &journal_->buffer);
+  StoredEntry stored{.offset = offset};
+  EncodeChange(entry, log.instance_->definition().columns.size(), &stored.change);
+  const uint64_t bytes = AppendEntryFrame(log.instance_->id(), stored, &journal_->buffer);
   log.bytes_ += bytes;
   log.entries_.push_back(std::move(stored));
   stats_.entries.fetch_add(1, std::memory_order_relaxed);
@@ -608,9 +569,11 @@ absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::
   sizes.reserve(rows.size());
   thread_local std::string frames;  // keeps its capacity from batch to batch
   frames.clear();
+  const size_t columns = log.instance_->definition().columns.size();
   for (size_t i = 0; i < rows.size(); ++i) {
-    stored.push_back({LogOffset{lsn, static_cast<uint32_t>(first + i)}, std::move(rows[i])});
-    sizes.push_back(AppendEntryFrame(stored.back(), &frames));
+    stored.push_back({.offset = LogOffset{lsn, static_cast<uint32_t>(first + i)}});
+    EncodeChange(rows[i], columns, &stored.back().change);
+    sizes.push_back(AppendEntryFrame(log.instance_->id(), stored.back(), &frames));
   }
   std::lock_guard lock(mu_);
   if (log.phase_ != InstanceLog::Phase::kSnapshotting || log.entries_.size() != first) {

@@ -36,9 +36,11 @@ struct LogOffset {
   std::string ToString() const;  // "16/B374D848#3"
 };
 
+// An entry of an instance's log: its offset and its change, encoded as the sync.v1.Change a
+// client receives, without the offset (see change_codec.h).
 struct StoredEntry {
   LogOffset offset;
-  shapes::ShapeEntry entry;
+  std::string change;
 };
 
 // Why an instance's log ended. The values are those of sync.v1.MustRefetch.Reason.

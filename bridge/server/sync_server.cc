@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bridge/auth/jwt.h"
+#include "bridge/log/change_codec.h"
 #include "bridge/server/params.h"
 #include "bridge/server/snapshotter.h"
 #include "nlohmann/json.hpp"
@@ -25,48 +26,6 @@ namespace {
 
 namespace pb = ::shapebridge::sync::v1;
 using Clock = std::chrono::steady_clock;
-
-void ToWire(const Value& v, pb::Value* out) {
-  switch (v.kind()) {
-    case ValueKind::kNull:
-      out->set_null(true);
-      return;
-    case ValueKind::kUnchanged:
-      out->set_unchanged(true);
-      return;
-    case ValueKind::kBool:
-      out->set_bool_value(v.bool_value());
-      return;
-    case ValueKind::kInt:
-      out->set_int_value(v.int_value());
-      return;
-    case ValueKind::kFloat:
-      out->set_float_value(v.float_value());
-      return;
-    case ValueKind::kNumeric:
-      out->set_numeric(v.string_value());
-      return;
-    case ValueKind::kBytes:
-      out->set_bytes_value(v.string_value());
-      return;
-    case ValueKind::kTimestamp:
-      out->set_timestamp_us(v.int_value());
-      return;
-    case ValueKind::kTimestampTz:
-      out->set_timestamptz_us(v.int_value());
-      return;
-    case ValueKind::kDate:
-      out->set_date_days(static_cast<int32_t>(v.int_value()));
-      return;
-    case ValueKind::kText:
-    case ValueKind::kUuid:
-    case ValueKind::kJson:
-    case ValueKind::kArray:
-    case ValueKind::kOther:
-      out->set_text(v.string_value());
-      return;
-  }
-}
 
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
@@ -92,30 +51,6 @@ void FillSchema(const std::string& subscription_id, const shapes::ShapeInstance&
   for (int k : def.key) out->add_primary_key(def.table.columns[k].name);
 }
 
-void FillChange(const StoredEntry& e, size_t columns, pb::Change* out) {
-  out->mutable_offset()->set_lsn(e.offset.lsn.value());
-  out->mutable_offset()->set_index(e.offset.index);
-  switch (e.entry.kind) {
-    case shapes::EntryKind::kInsert:
-      out->set_op(pb::Change::INSERT);
-      break;
-    case shapes::EntryKind::kUpdate:
-      out->set_op(pb::Change::UPDATE);
-      break;
-    case shapes::EntryKind::kDelete:
-      out->set_op(pb::Change::DELETE);
-      break;
-    case shapes::EntryKind::kMustRefetch:
-      break;  // never stored: the instance is retired instead
-  }
-  for (const Value& k : e.entry.key) ToWire(k, out->add_key());
-  if (e.entry.kind == shapes::EntryKind::kDelete) return;
-  for (size_t i = 0; i < columns; ++i) out->add_row()->set_unchanged(true);
-  for (const shapes::FieldValue& f : e.entry.fields) {
-    ToWire(f.value, out->mutable_row(f.column));
-  }
-}
-
 pb::MustRefetch::Reason WireReason(RetireReason r) {
   switch (r) {
     case RetireReason::kTruncated:
@@ -137,7 +72,9 @@ pb::MustRefetch::Reason WireReason(RetireReason r) {
 
 }  // namespace
 
-struct SyncServer::Impl final : public pb::ShapeSync::CallbackService {
+// The Sync method is served raw (ByteBuffers): changes are stored encoded and sent as they are.
+struct SyncServer::Impl final
+    : public pb::ShapeSync::WithRawCallbackMethod_Sync<pb::ShapeSync::Service> {
   ServerConfig config;
   DefinitionMap definitions;
   ShapeLog& log;
@@ -155,7 +92,7 @@ struct SyncServer::Impl final : public pb::ShapeSync::CallbackService {
   Impl(ServerConfig c, DefinitionMap d, ShapeLog& l, Snapshotter& s, const auth::JwtVerifier& v)
       : config(std::move(c)), definitions(std::move(d)), log(l), snapshotter(s), verifier(v) {}
 
-  grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncResponse>* Sync(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Sync(
       grpc::CallbackServerContext* context) override;
 };
 
@@ -165,7 +102,7 @@ namespace {
 // started by the session thread, which waits for each to complete); the session's own thread
 // runs the loop that serves the subscriptions. The reactor deletes itself when both gRPC is done
 // with it (OnDone) and its thread has ended.
-class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncResponse> {
+class Session final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // Verifies the token; without a valid one the stream ends at once with UNAUTHENTICATED.
   Session(SyncServer::Impl& server, grpc::CallbackServerContext* context);
@@ -188,7 +125,6 @@ class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncRe
     std::optional<LogOffset> resume_from;
     bool positioned = false;
     bool up_to_date = false;
-    size_t columns = 0;
   };
 
   void ReadRequests();
@@ -196,6 +132,10 @@ class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncRe
   absl::Status Subscribe(const pb::Subscribe& request);
   void Drop(Subscription& sub);
   bool Send(const pb::SyncResponse& response);
+  // Sends an encoded SyncResponse.
+  bool SendEncoded(const std::string& response);
+  // Writes outgoing_ and waits for the write to complete.
+  bool Write(size_t bytes);
   bool SendMustRefetch(const std::string& id, RetireReason reason, const std::string& message);
   // Serves what is available; returns false when the client is gone, and sets *more when there
   // is more to read at once.
@@ -205,14 +145,16 @@ class Session final : public grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncRe
   grpc::CallbackServerContext* context_;
   auth::VerifiedToken token_;
   Waker waker_;
-  pb::SyncResponse batch_;    // see Serve
-  std::atomic<int> refs_{1};  // OnDone, and the session thread while it runs
+  std::string batch_;          // see Serve
+  grpc::ByteBuffer outgoing_;  // the pending write's buffer
+  std::atomic<int> refs_{1};   // OnDone, and the session thread while it runs
 
-  pb::SyncRequest incoming_;  // the pending read's buffer
+  grpc::ByteBuffer incoming_;  // the pending read's buffer
   std::mutex io_mu_;
   std::condition_variable io_cv_;
   std::deque<pb::SyncRequest> requests_;
   bool reader_done_ = false;
+  bool malformed_ = false;  // a request that is not a SyncRequest arrived
   bool write_pending_ = false;
   bool write_ok_ = false;
   bool cancelled_ = false;
@@ -271,16 +213,21 @@ void Session::Unref() {
 }
 
 void Session::OnReadDone(bool ok) {
+  pb::SyncRequest request;
+  const bool parsed =
+      ok && grpc::SerializationTraits<pb::SyncRequest>::Deserialize(&incoming_, &request).ok();
   {
     std::lock_guard lock(io_mu_);
-    if (ok) {
-      requests_.push_back(std::move(incoming_));
+    if (parsed) {
+      requests_.push_back(std::move(request));
+    } else if (ok) {
+      malformed_ = true;
     } else {
       reader_done_ = true;
     }
   }
   waker_.Wake();
-  if (ok) {
+  if (parsed) {
     incoming_.Clear();
     StartRead(&incoming_);
   }
@@ -324,13 +271,28 @@ void Session::Main() {
 }
 
 bool Session::Send(const pb::SyncResponse& response) {
-  const size_t bytes = response.ByteSizeLong();
+  bool own_buffer = false;
+  outgoing_.Clear();
+  if (!grpc::SerializationTraits<pb::SyncResponse>::Serialize(response, &outgoing_, &own_buffer)
+           .ok()) {
+    return false;
+  }
+  return Write(outgoing_.Length());
+}
+
+bool Session::SendEncoded(const std::string& response) {
+  grpc::Slice slice(response);
+  outgoing_ = grpc::ByteBuffer(&slice, 1);
+  return Write(response.size());
+}
+
+bool Session::Write(size_t bytes) {
   {
     std::lock_guard lock(io_mu_);
     if (cancelled_) return false;
     write_pending_ = true;
   }
-  StartWrite(&response);
+  StartWrite(&outgoing_);
   std::unique_lock lock(io_mu_);
   if (!io_cv_.wait_for(lock, server_.config.write_timeout, [&] { return !write_pending_; })) {
     server_.stats.slow_client_disconnects.fetch_add(1, std::memory_order_relaxed);
@@ -394,7 +356,6 @@ absl::Status Session::Subscribe(const pb::Subscribe& request) {
 
   auto sub = std::make_unique<Subscription>();
   sub->id = request.subscription_id();
-  sub->columns = def->second->columns.size();
   if (request.has_resume_from()) {
     sub->resume_from = LogOffset{Lsn(request.resume_from().lsn()), request.resume_from().index()};
     if (!request.instance_id().empty() && request.instance_id() != (*instance)->id().ToString()) {
@@ -501,28 +462,27 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.entry->offset.lsn < b.entry->offset.lsn;
   });
-  // The batch message is kept from call to call: clearing its changes keeps their objects for
-  // reuse, so building a batch does not allocate once it has grown.
-  pb::SyncResponse& batch = batch_;
-  batch.mutable_changes()->mutable_changes()->Clear();
+  // A batch is one Changes message of one subscription, put together from the stored encodings.
+  std::vector<const StoredEntry*> batch;
   Subscription* batch_sub = nullptr;
   auto flush = [&]() -> bool {
     if (batch_sub == nullptr) return true;
-    const int n = batch.changes().changes_size();
-    if (!Send(batch)) return false;
-    server_.stats.changes_sent.fetch_add(n, std::memory_order_relaxed);
-    batch.mutable_changes()->mutable_changes()->Clear();
+    batch_.clear();
+    AppendChangesResponse(batch_sub->id, batch, &batch_);
+    if (!SendEncoded(batch_)) return false;
+    server_.stats.changes_sent.fetch_add(batch.size(), std::memory_order_relaxed);
+    batch.clear();
     batch_sub = nullptr;
     sent_since_checkpoint_ = true;
     return true;
   };
   for (const Item& item : items) {
-    if (batch_sub != item.sub || batch.changes().changes_size() >= server_.config.batch_entries) {
+    if (batch_sub != item.sub ||
+        batch.size() >= static_cast<size_t>(server_.config.batch_entries)) {
       if (!flush()) return false;
       batch_sub = item.sub;
-      batch.mutable_changes()->set_subscription_id(item.sub->id);
     }
-    FillChange(*item.entry, item.sub->columns, batch.mutable_changes()->add_changes());
+    batch.push_back(item.entry);
   }
   if (!flush()) return false;
 
@@ -589,15 +549,22 @@ grpc::Status Session::Run() {
                           "the token expired: reconnect with a new token and resume");
     }
     std::deque<pb::SyncRequest> requests;
+    bool malformed = false;
     {
       std::lock_guard lock(io_mu_);
       requests.swap(requests_);
+      malformed = malformed_;
     }
     for (const pb::SyncRequest& r : requests) {
       if (absl::Status s = Handle(r); !s.ok()) {
         server_.stats.request_errors.fetch_add(1, std::memory_order_relaxed);
         return ToGrpc(s);
       }
+    }
+    if (malformed) {
+      server_.stats.request_errors.fetch_add(1, std::memory_order_relaxed);
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "a request is not a shapebridge.sync.v1.SyncRequest");
     }
     bool more = false;
     absl::StatusOr<bool> alive = Serve(&more);
@@ -624,7 +591,7 @@ grpc::Status Session::Run() {
 
 }  // namespace
 
-grpc::ServerBidiReactor<pb::SyncRequest, pb::SyncResponse>* SyncServer::Impl::Sync(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SyncServer::Impl::Sync(
     grpc::CallbackServerContext* context) {
   return new Session(*this, context);
 }

@@ -151,16 +151,24 @@ double SyncProject(client::SyncClient& client, int project, int* rows) {
                     .shape = "tasks_by_project",
                     .params = {{"project", std::to_string(project)}}});
   *rows = 0;
-  pb::SyncResponse response;
-  while (client.Next(&response)) {
-    if (response.has_changes()) {
-      for (const auto& change : response.changes().changes()) {
+  // Each message is parsed into an arena, freed at once when the next message comes: the
+  // client only counts the rows.
+  std::vector<char> block(1 << 20);
+  while (true) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block.data();
+    options.initial_block_size = block.size();
+    google::protobuf::Arena arena(options);
+    auto* response = google::protobuf::Arena::CreateMessage<pb::SyncResponse>(&arena);
+    if (!client.Next(response)) break;
+    if (response->has_changes()) {
+      for (const auto& change : response->changes().changes()) {
         if (change.op() == pb::Change::INSERT) ++*rows;
       }
-    } else if (response.has_up_to_date()) {
+    } else if (response->has_up_to_date()) {
       return Seconds(Clock::now() - start);
-    } else if (response.has_must_refetch()) {
-      throw std::runtime_error("must_refetch: " + response.must_refetch().message());
+    } else if (response->has_must_refetch()) {
+      throw std::runtime_error("must_refetch: " + response->must_refetch().message());
     }
   }
   throw std::runtime_error("the stream ended: " + client.Finish().error_message());
