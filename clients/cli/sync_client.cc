@@ -103,12 +103,20 @@ void Replica::Drop(const std::string& id) {
   std::erase_if(pending_, [&](const auto& p) { return p.first == id; });
 }
 
+void Replica::StreamEnded() {
+  pending_.clear();
+  for (auto& [id, shape] : shapes_) shape.covered = false;
+}
+
 std::vector<std::string> Replica::Apply(const pb::SyncResponse& response) {
   std::vector<std::string> refetch;
   switch (response.response_case()) {
-    case pb::SyncResponse::kSchema:
-      shapes_[response.schema().subscription_id()].schema = response.schema();
+    case pb::SyncResponse::kSchema: {
+      Shape& shape = shapes_[response.schema().subscription_id()];
+      shape.schema = response.schema();
+      shape.covered = true;
       break;
+    }
     case pb::SyncResponse::kChanges:
       for (const pb::Change& c : response.changes().changes()) {
         pending_.emplace_back(response.changes().subscription_id(), c);
@@ -145,6 +153,9 @@ std::vector<std::string> Replica::Apply(const pb::SyncResponse& response) {
       }
       pending_.clear();
       checkpoint_ = response.checkpoint().lsn();
+      for (auto& [id, shape] : shapes_) {
+        if (shape.covered) shape.checkpoint = checkpoint_;
+      }
       break;
     case pb::SyncResponse::kMustRefetch:
       refetch.push_back(response.must_refetch().subscription_id());

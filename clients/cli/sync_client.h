@@ -61,6 +61,11 @@ class Replica {
     std::map<std::string, Row> rows;   // by the key's text form
     std::optional<pb::Offset> offset;  // of the last applied change
     bool up_to_date = false;
+    // A checkpoint covers the subscriptions the stream has acknowledged (sent their ShapeSchema);
+    // one requested on a new stream is not covered until then. The last checkpoint that covered
+    // this one: its rows are the shape's rows as of that LSN.
+    uint64_t checkpoint = 0;
+    bool covered = false;  // acknowledged on the current stream
   };
 
   // Applies one message. Returns the subscription ids that must refetch (their rows are
@@ -74,9 +79,10 @@ class Replica {
   size_t pending() const { return pending_.size(); }
   // Forgets a subscription (after a must_refetch or an unsubscribe).
   void Drop(const std::string& id);
-  // Drops the changes not applied yet: call it when a stream ends. The next stream resumes from
-  // the offsets of what was applied and sends the rest again.
-  void DiscardPending() { pending_.clear(); }
+  // Call it when a stream ends: drops the changes not applied yet (the next stream resumes from
+  // the offsets of what was applied and sends the rest again), and no subscription is covered by
+  // checkpoints until the next stream acknowledges it.
+  void StreamEnded();
 
   static std::string KeyText(const google::protobuf::RepeatedPtrField<pb::Value>& key);
   static std::string ValueText(const pb::Value& v);

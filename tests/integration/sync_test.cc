@@ -161,7 +161,7 @@ class TestClient {
     Disconnect();
     if (port) port_ = port;
     std::lock_guard lock(mu_);
-    replica_.DiscardPending();
+    replica_.StreamEnded();
     Connect();
     for (auto& [id, spec] : specs_) {
       client::SubscriptionSpec s = spec;
@@ -261,8 +261,11 @@ class TestClient {
       }
       replica_.Apply(r);
       if (r.has_checkpoint()) {
+        // The subscriptions this checkpoint covers (acknowledged on this stream).
         Checkpoint cp{r.checkpoint().lsn(), {}};
-        for (const auto& [id, shape] : replica_.shapes()) cp.rows[id] = ToRows(shape);
+        for (const auto& [id, shape] : replica_.shapes()) {
+          if (shape.checkpoint == cp.lsn) cp.rows[id] = ToRows(shape);
+        }
         checkpoints_.push_back(std::move(cp));
       }
     }
