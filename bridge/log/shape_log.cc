@@ -45,19 +45,30 @@ shapes::InstanceId IdFromBytes(const std::string& bytes) {
   return shapes::InstanceId(high, low);
 }
 
-void EncodeEntry(shapes::InstanceId instance, const StoredEntry& e, log::v1::EntryRecord* out) {
-  out->set_instance_id(IdBytes(instance));
-  out->set_lsn(e.offset.lsn.value());
-  out->set_index(e.offset.index);
-  out->set_change(e.change);
-}
+// An entry read back from the journal, before it has a log to keep its bytes.
+struct RecoveredEntry {
+  LogOffset offset;
+  std::string change;
+};
 
-StoredEntry DecodeEntry(log::v1::EntryRecord& r) {
-  return StoredEntry{.offset = LogOffset{Lsn(r.lsn()), r.index()},
-                     .change = std::move(*r.mutable_change())};
+RecoveredEntry DecodeEntry(log::v1::EntryRecord& r) {
+  return RecoveredEntry{.offset = LogOffset{Lsn(r.lsn()), r.index()},
+                        .change = std::move(*r.mutable_change())};
 }
 
 }  // namespace
+
+std::string_view ByteChunks::Append(std::string_view bytes) {
+  if (chunks_.empty() || size_ - used_ < bytes.size()) {
+    size_ = std::max(kChunkBytes, bytes.size());
+    chunks_.push_back(std::make_unique_for_overwrite<char[]>(size_));
+    used_ = 0;
+  }
+  char* at = chunks_.back().get() + used_;
+  std::memcpy(at, bytes.data(), bytes.size());
+  used_ += bytes.size();
+  return std::string_view(at, bytes.size());
+}
 
 std::string LogOffset::ToString() const { return absl::StrCat(lsn.ToString(), "#", index); }
 
@@ -157,12 +168,12 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
   // Recovery: read the journal up to its first torn or corrupt record.
   struct Recovered {
     log::v1::InstanceStart start;
-    std::vector<StoredEntry> entries;
+    std::vector<RecoveredEntry> entries;
     bool done = false;
   };
   std::map<shapes::InstanceId, Recovered> recovered;
   // Entries since the last Routed record, with their instance.
-  std::vector<std::pair<shapes::InstanceId, StoredEntry>> live;
+  std::vector<std::pair<shapes::InstanceId, RecoveredEntry>> live;
   Lsn routed;
   {
     std::string data;
@@ -256,13 +267,10 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
     log::v1::ShapeLogRecord record;
     *record.mutable_start() = r.start;
     j.Append(record);
-    for (StoredEntry& e : r.entries) {
-      log::v1::ShapeLogRecord er;
-      EncodeEntry(id, e, er.mutable_entry());
-      uint64_t bytes = 0;
-      j.Append(er, &bytes);
-      il->bytes_ += bytes;
-      il->entries_.push_back(std::move(e));
+    for (const RecoveredEntry& e : r.entries) {
+      const StoredEntry stored{.offset = e.offset, .change = il->changes_.Append(e.change)};
+      il->bytes_ += AppendEntryFrame(id, stored, &j.buffer);
+      il->entries_.push_back(stored);
     }
     log::v1::ShapeLogRecord done;
     done.mutable_snapshot_done()->set_instance_id(IdBytes(id));
@@ -308,8 +316,10 @@ void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
 
 void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
                                  const shapes::ShapeEntry& entry) {
-  StoredEntry stored{.offset = offset};
-  EncodeChange(entry, log.instance_->definition().columns.size(), &stored.change);
+  thread_local std::string encoded;
+  encoded.clear();
+  EncodeChange(entry, log.instance_->definition().columns.size(), &encoded);
+  const StoredEntry stored{.offset = offset, .change = log.changes_.Append(encoded)};
   const uint64_t bytes = AppendEntryFrame(log.instance_->id(), stored, &journal_->buffer);
   log.bytes_ += bytes;
   log.entries_.push_back(std::move(stored));
@@ -562,7 +572,8 @@ absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::
     lsn = log.snapshot_lsn_;
     first = log.entries_.size();
   }
-  // Encoded without the lock: while the snapshot runs, nothing else appends to the instance.
+  // Encoded and stored without the lock: while the snapshot runs, nothing else appends to the
+  // instance (entries routed meanwhile wait in pending_), and no one reads it.
   std::vector<StoredEntry> stored;
   stored.reserve(rows.size());
   std::vector<uint64_t> sizes;
@@ -570,9 +581,12 @@ absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::
   thread_local std::string frames;  // keeps its capacity from batch to batch
   frames.clear();
   const size_t columns = log.instance_->definition().columns.size();
+  thread_local std::string encoded;
   for (size_t i = 0; i < rows.size(); ++i) {
-    stored.push_back({.offset = LogOffset{lsn, static_cast<uint32_t>(first + i)}});
-    EncodeChange(rows[i], columns, &stored.back().change);
+    encoded.clear();
+    EncodeChange(rows[i], columns, &encoded);
+    stored.push_back({.offset = LogOffset{lsn, static_cast<uint32_t>(first + i)},
+                      .change = log.changes_.Append(encoded)});
     sizes.push_back(AppendEntryFrame(log.instance_->id(), stored.back(), &frames));
   }
   std::lock_guard lock(mu_);

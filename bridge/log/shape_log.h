@@ -37,10 +37,24 @@ struct LogOffset {
 };
 
 // An entry of an instance's log: its offset and its change, encoded as the sync.v1.Change a
-// client receives, without the offset (see change_codec.h).
+// client receives, without the offset (see change_codec.h). The bytes belong to the instance's
+// log (ByteChunks), which keeps them while it lives.
 struct StoredEntry {
   LogOffset offset;
-  std::string change;
+  std::string_view change;
+};
+
+// Append-only storage for the encodings of an instance's entries: large chunks that never move,
+// so that views into them stay valid, and appending an entry is a copy rather than an allocation.
+class ByteChunks {
+ public:
+  std::string_view Append(std::string_view bytes);
+
+ private:
+  static constexpr size_t kChunkBytes = 256 << 10;
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  size_t used_ = 0;  // of the last chunk
+  size_t size_ = 0;  // of the last chunk
 };
 
 // Why an instance's log ended. The values are those of sync.v1.MustRefetch.Reason.
@@ -133,6 +147,9 @@ class InstanceLog : public std::enable_shared_from_this<InstanceLog> {
   std::vector<Pending> pending_;  // routed while the snapshot runs
   // A deque: appending never moves an entry, so readers may hold pointers to them.
   std::deque<StoredEntry> entries_;
+  // The bytes of entries_; appended by whoever appends entries (the snapshot worker while the
+  // snapshot runs, then the routing stage under the lock).
+  ByteChunks changes_;
   size_t servable_ = 0;         // entries that are durable
   bool ready_durable_ = false;  // SnapshotDone is durable
   uint64_t bytes_ = 0;
