@@ -23,6 +23,9 @@
 #include "bridge/replication/replicator.h"
 #include "clients/cli/sync_client.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/harness/subprocess.h"
@@ -709,6 +712,86 @@ TEST_F(SyncTest, BadInputGivesAStatusAPersonCanActOn) {
 
 // A second service with small limits: a client too far behind is disconnected with a clear
 // status, and an instance whose log passes its size limit makes its clients refetch.
+// The standard services next to ShapeSync: health says SERVING, and reflection lists the Sync
+// service and describes it (its method is served raw, but its descriptor is the proto's).
+TEST_F(SyncTest, HealthAndReflection) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", service_->port()),
+                                     grpc::InsecureChannelCredentials());
+  {
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = health->Check(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  // Reflection (v1alpha) spoken by hand: its generated code lives inside gRPC's reflection
+  // library, without headers. ServerReflectionRequest: list_services = 7, file_containing_symbol
+  // = 4. ServerReflectionResponse: file_descriptor_response = 4 {file_descriptor_proto = 1},
+  // list_services_response = 6 {service = 1 {name = 1}}.
+  grpc::ClientContext context;
+  grpc::internal::RpcMethod method("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                   grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(), method, &context));
+  auto write = [&](const std::string& bytes) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer buffer(&slice, 1);
+    return stream->Write(buffer);
+  };
+  auto read = [&](std::string* bytes) {
+    grpc::ByteBuffer buffer;
+    if (!stream->Read(&buffer)) return false;
+    std::vector<grpc::Slice> slices;
+    if (!buffer.Dump(&slices).ok()) return false;
+    for (const grpc::Slice& s : slices) {
+      bytes->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return true;
+  };
+  // The length-delimited values of field `number` of the message in `bytes`.
+  auto fields = [](const std::string& bytes, int number) {
+    google::protobuf::UnknownFieldSet set;
+    EXPECT_TRUE(set.ParseFromString(bytes));
+    std::vector<std::string> out;
+    for (int i = 0; i < set.field_count(); ++i) {
+      const google::protobuf::UnknownField& f = set.field(i);
+      if (f.number() == number &&
+          f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+        out.push_back(f.length_delimited());
+      }
+    }
+    return out;
+  };
+  const std::string symbol = "shapebridge.sync.v1.ShapeSync";
+  ASSERT_TRUE(write(std::string("\x3a\x00", 2)));
+  ASSERT_TRUE(write(std::string("\x22") + static_cast<char>(symbol.size()) + symbol));
+  stream->WritesDone();
+  std::string listed;
+  ASSERT_TRUE(read(&listed));
+  std::vector<std::string> names;
+  for (const auto& list : fields(listed, 6)) {
+    for (const auto& service : fields(list, 1)) {
+      for (const auto& name : fields(service, 1)) names.push_back(name);
+    }
+  }
+  EXPECT_THAT(names, ::testing::Contains(symbol));
+  EXPECT_THAT(names, ::testing::Contains("grpc.health.v1.Health"));
+  std::string described;
+  ASSERT_TRUE(read(&described));
+  std::vector<std::string> files;
+  for (const auto& response : fields(described, 4)) {
+    for (const auto& file : fields(response, 1)) files.push_back(file);
+  }
+  ASSERT_FALSE(files.empty()) << "no file descriptor for " << symbol;
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(file.ParseFromString(files.front()));
+  EXPECT_EQ(file.name(), "shapebridge/sync/v1/sync.proto");
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(SyncTest, SlowClientsAndRetention) {
   auto sql = ConnectOrDie(*dsn_);
   const std::string dir = MakeTempDir();
