@@ -276,6 +276,12 @@ void ParseServing(Parser& p, const YAML::Node& root, Config* config) {
       }
     }
   }
+  if (YAML::Node s = p.Find(root, "metrics"); s) {
+    if (p.CheckMap(s, "metrics", {"listen", "slot_poll_interval_ms"})) {
+      p.Get(s, "metrics", "listen", &config->metrics.listen);
+      p.GetMillis(s, "metrics", "slot_poll_interval_ms", &config->metrics.slot_poll_interval, 100);
+    }
+  }
   if (YAML::Node s = p.Find(root, "server"); s) {
     ServerConfig& c = config->server;
     if (p.CheckMap(
@@ -318,7 +324,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   }
   if (p.CheckMap(root, "",
                  {"postgres", "replication", "log", "shapes", "shape_log", "snapshot", "server",
-                  "auth"})) {
+                  "metrics", "auth"})) {
     if (YAML::Node pg = p.Find(root, "postgres"); pg) {
       if (p.CheckMap(pg, "postgres", {"dsn"}))
         p.Get(pg, "postgres", "dsn", &config.replication.dsn);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bridge/app/metrics.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/log/shape_log.h"
@@ -26,6 +27,7 @@ struct Config {
   ShapeLogConfig shape_log;  // `shape_log` section; dir defaults to log.dir + "/shapes"
   SnapshotConfig snapshot;   // `snapshot` section; dsn is postgres.dsn
   ServerConfig server;       // `server` section
+  MetricsConfig metrics;     // `metrics` section
   auth::JwtConfig jwt;       // `auth.jwt` section (key files are read while parsing)
 };
 

@@ -82,6 +82,9 @@ int RunServe(const std::string& config_path) {
   if (!service.ok()) return Fail(service.status());
   if (absl::Status s = (*service)->Start(); !s.ok()) return Fail(s);
   std::cout << "shapebridge: serving on port " << (*service)->port() << std::endl;
+  if ((*service)->metrics_port() != 0) {
+    std::cout << "shapebridge: metrics on port " << (*service)->metrics_port() << std::endl;
+  }
   while (!(*service)->done()) {
     if (WaitForStopSignal(signals, std::chrono::milliseconds(1000))) {
       spdlog::info("[server] stop requested: draining streams");

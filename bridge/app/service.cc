@@ -44,14 +44,19 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   s->sink_ = std::make_unique<RoutingSink>(*s->router_, *s->log_);
   s->replicator_ = std::make_unique<Replicator>(config.replication, *s->sink_);
   s->snapshotter_ = std::make_unique<Snapshotter>(config.snapshot, *s->log_);
+  s->definitions_ = definitions.size();
   s->server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s->log_,
                                             *s->snapshotter_, *s->verifier_);
+  auto metrics = Metrics::Create(config.metrics, *s);
+  if (!metrics.ok()) return metrics.status();
+  s->metrics_ = *std::move(metrics);
   return s;
 }
 
 Service::~Service() { Stop(); }
 
 absl::Status Service::Start() {
+  if (absl::Status st = metrics_->Start(); !st.ok()) return st;
   replicator_->Start();
   snapshotter_->Start();
   if (absl::Status st = server_->Start(); !st.ok()) return st;
@@ -63,6 +68,7 @@ void Service::Stop() {
   if (stopped_ || !server_) return;
   stopped_ = true;
   server_->Shutdown();
+  metrics_->Stop();
   snapshotter_->Stop();
   replicator_->Stop();
   if (absl::Status st = log_->Sync(); !st.ok()) {
@@ -77,6 +83,11 @@ void Service::Tick() {
 }
 
 int Service::port() const { return server_->port(); }
+int Service::metrics_port() const { return metrics_->port(); }
+
+void Service::SetServerObservers(ServerObservers observers) {
+  server_->SetObservers(std::move(observers));
+}
 bool Service::done() const { return replicator_->done(); }
 absl::Status Service::exit_status() const { return replicator_->exit_status(); }
 

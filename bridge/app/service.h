@@ -36,13 +36,23 @@ class Service {
   void Tick();
 
   int port() const;
+  // The port of the metrics endpoint (0 when turned off).
+  int metrics_port() const;
   bool done() const;
   absl::Status exit_status() const;
 
+  const Config& config() const { return config_; }
   ShapeLog& shape_log() { return *log_; }
+  const ShapeLog& shape_log() const { return *log_; }
   const SyncServer& server() const { return *server_; }
   const Replicator& replicator() const { return *replicator_; }
   const shapes::Router& router() const { return *router_; }
+  const RoutingSink& sink() const { return *sink_; }
+  const Snapshotter& snapshotter() const { return *snapshotter_; }
+  size_t definitions() const { return definitions_; }
+  const Metrics& metrics() const { return *metrics_; }
+  // Before Start().
+  void SetServerObservers(ServerObservers observers);
 
  private:
   Service() = default;
@@ -55,6 +65,8 @@ class Service {
   std::unique_ptr<Snapshotter> snapshotter_;
   std::unique_ptr<auth::JwtVerifier> verifier_;
   std::unique_ptr<SyncServer> server_;
+  std::unique_ptr<Metrics> metrics_;
+  size_t definitions_ = 0;
   bool stopped_ = false;
 };
 

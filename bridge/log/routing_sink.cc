@@ -17,6 +17,7 @@ absl::Status RoutingSink::OnBegin(const TransactionBegin& begin) {
   entries_.clear();
   skipping_ = begin.commit_lsn < written_through_;
   xid_ = begin.xid;
+  commit_unix_micros_ = begin.commit_time.unix_micros();
   if (!skipping_) seq_ = log_.NoteBegin(begin.xid);
   return absl::OkStatus();
 }
@@ -39,6 +40,11 @@ absl::Status RoutingSink::OnChange(const RowChange& change) {
   }
   router_.Route(it->second, change, &scratch_);
   Collect(RetireReason::kSchemaChanged);
+  {
+    static constexpr const char* kOps[] = {"insert", "update", "delete"};
+    std::lock_guard lock(counts_mu_);
+    ++counts_[{it->second.QualifiedName(), kOps[static_cast<int>(change.op)]}];
+  }
   return absl::OkStatus();
 }
 
@@ -49,6 +55,8 @@ absl::Status RoutingSink::OnTruncate(const TruncateChange& truncate) {
     if (it == relations_.end()) continue;
     router_.RouteTruncate(it->second, &scratch_);
     Collect(RetireReason::kTruncated);
+    std::lock_guard lock(counts_mu_);
+    ++counts_[{it->second.QualifiedName(), "truncate"}];
   }
   return absl::OkStatus();
 }
@@ -58,11 +66,16 @@ absl::Status RoutingSink::OnCommit(const TransactionCommit& commit) {
     skipping_ = false;
     return absl::OkStatus();
   }
-  absl::Status s =
-      log_.AppendTransaction(seq_, commit.xid, commit.commit_lsn, commit.end_lsn, entries_);
+  absl::Status s = log_.AppendTransaction(seq_, commit.xid, commit.commit_lsn, commit.end_lsn,
+                                          commit_unix_micros_, entries_);
   entries_.clear();
   written_through_ = std::max(written_through_, commit.end_lsn);
   return s;
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> RoutingSink::ChangeCounts() const {
+  std::lock_guard lock(counts_mu_);
+  return counts_;
 }
 
 absl::Status RoutingSink::OnIdlePosition(Lsn position) {

@@ -1,7 +1,11 @@
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "bridge/log/shape_log.h"
@@ -30,6 +34,10 @@ class RoutingSink final : public TransactionSink {
   absl::Status OnStreamReset(Lsn position, std::string_view reason) override;
   absl::Status Sync() override { return log_.Sync(); }
 
+  // Row changes routed so far, by table ("schema.name") and operation ("insert", "update",
+  // "delete", "truncate"). Thread-safe.
+  std::map<std::pair<std::string, std::string>, uint64_t> ChangeCounts() const;
+
  private:
   void Collect(RetireReason refetch_reason);
 
@@ -40,6 +48,9 @@ class RoutingSink final : public TransactionSink {
   bool skipping_ = false;
   uint64_t seq_ = 0;
   Xid xid_;
+  int64_t commit_unix_micros_ = 0;
+  mutable std::mutex counts_mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> counts_;
   std::vector<shapes::ShapeEntry> scratch_;
   std::vector<RoutedEntry> entries_;
 };

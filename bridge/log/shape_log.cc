@@ -314,12 +314,14 @@ void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
   dirty_.push_back(log.shared_from_this());
 }
 
-void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
+void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset, int64_t commit_unix_micros,
                                  const shapes::ShapeEntry& entry) {
   thread_local std::string encoded;
   encoded.clear();
   EncodeChange(entry, log.instance_->definition().columns.size(), &encoded);
-  const StoredEntry stored{.offset = offset, .change = log.changes_.Append(encoded)};
+  const StoredEntry stored{.offset = offset,
+                           .change = log.changes_.Append(encoded),
+                           .commit_unix_micros = commit_unix_micros};
   const uint64_t bytes = AppendEntryFrame(log.instance_->id(), stored, &journal_->buffer);
   log.bytes_ += bytes;
   log.entries_.push_back(std::move(stored));
@@ -328,8 +330,8 @@ void ShapeLog::AppendEntryLocked(InstanceLog& log, LogOffset offset,
   MarkDirtyLocked(log);
 }
 
-void ShapeLog::AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, const shapes::ShapeEntry& entry,
-                                RetireReason refetch_reason) {
+void ShapeLog::AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, int64_t commit_unix_micros,
+                                const shapes::ShapeEntry& entry, RetireReason refetch_reason) {
   if (entry.kind == shapes::EntryKind::kMustRefetch) {
     RetireLocked(
         log, refetch_reason == RetireReason::kNone ? RetireReason::kSchemaChanged : refetch_reason,
@@ -343,7 +345,7 @@ void ShapeLog::AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, const shapes::
   if (!log.entries_.empty() && log.entries_.back().offset.lsn >= commit_lsn) {
     offset = {log.entries_.back().offset.lsn, log.entries_.back().offset.index + 1};
   }
-  AppendEntryLocked(log, offset, entry);
+  AppendEntryLocked(log, offset, commit_unix_micros, entry);
   if (config_.max_instance_bytes > 0 && log.bytes_ > config_.max_instance_bytes) {
     RetireLocked(log, RetireReason::kRetention,
                  absl::StrCat("the instance's log passed shape_log.max_instance_bytes (",
@@ -372,6 +374,7 @@ void ShapeLog::RetireLocked(InstanceLog& log, RetireReason reason, std::string m
 }
 
 absl::Status ShapeLog::AppendTransaction(uint64_t seq, Xid xid, Lsn commit_lsn, Lsn end_lsn,
+                                         int64_t commit_unix_micros,
                                          std::vector<RoutedEntry>& entries) {
   std::lock_guard lock(mu_);
   for (RoutedEntry& routed : entries) {
@@ -383,12 +386,13 @@ absl::Status ShapeLog::AppendTransaction(uint64_t seq, Xid xid, Lsn commit_lsn, 
     if (seq <= log.registered_seq_) continue;
     if (log.phase_ == InstanceLog::Phase::kSnapshotting) {
       if (log.snapshot_ && commit_lsn < log.snapshot_lsn_ && log.snapshot_->Visible(xid)) continue;
-      log.pending_.push_back({xid, commit_lsn, std::move(routed.entry), routed.refetch_reason});
+      log.pending_.push_back(
+          {xid, commit_lsn, commit_unix_micros, std::move(routed.entry), routed.refetch_reason});
       continue;
     }
     if (log.phase_ != InstanceLog::Phase::kReady) continue;
     if (commit_lsn < log.snapshot_lsn_ && log.snapshot_ && log.snapshot_->Visible(xid)) continue;
-    AppendLiveLocked(log, commit_lsn, routed.entry, routed.refetch_reason);
+    AppendLiveLocked(log, commit_lsn, commit_unix_micros, routed.entry, routed.refetch_reason);
   }
   log::v1::ShapeLogRecord record;
   record.mutable_routed()->set_lsn(end_lsn.value());
@@ -451,9 +455,14 @@ absl::Status ShapeLog::Sync() {
   // Only this Sync() (under sync_mu_) uses `writing` now.
   const std::string& data = journal_->writing;
   if (!data.empty()) {
+    const auto started = std::chrono::steady_clock::now();
     if (absl::Status s = journal_->Write(data); !s.ok()) return s;
     if (config_.fsync && fdatasync(journal_->fd) != 0) {
       return ErrnoError("cannot sync shape log journal", journal_->path);
+    }
+    if (sync_observer_) {
+      sync_observer_(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
   }
   // A large snapshot should not pin its buffer for good.
@@ -603,6 +612,7 @@ absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::
   stats_.entries.fetch_add(stored.size(), std::memory_order_relaxed);
   stats_.bytes.fetch_add(bytes, std::memory_order_relaxed);
   stats_.snapshot_rows.fetch_add(stored.size(), std::memory_order_relaxed);
+  stats_.snapshot_bytes.fetch_add(bytes, std::memory_order_relaxed);
   MarkDirtyLocked(log);
   return absl::OkStatus();
 }
@@ -619,7 +629,8 @@ absl::Status ShapeLog::FinishSnapshot(InstanceLog& log, uint64_t rows) {
     for (InstanceLog::Pending& p : pending) {
       if (p.commit_lsn < log.snapshot_lsn_ && log.snapshot_->Visible(p.xid)) continue;
       // Entries of transactions below the snapshot's LSN get offsets after its rows.
-      AppendLiveLocked(log, std::max(p.commit_lsn, log.snapshot_lsn_), p.entry, p.refetch_reason);
+      AppendLiveLocked(log, std::max(p.commit_lsn, log.snapshot_lsn_), p.commit_unix_micros,
+                       p.entry, p.refetch_reason);
       if (log.phase_ == InstanceLog::Phase::kRetired) break;
     }
     if (log.phase_ == InstanceLog::Phase::kReady) {

@@ -42,6 +42,9 @@ struct LogOffset {
 struct StoredEntry {
   LogOffset offset;
   std::string_view change;
+  // When the change's transaction committed on Postgres (µs since the Unix epoch); 0 for snapshot
+  // rows and entries recovered from the journal. For the commit-to-client latency metric.
+  int64_t commit_unix_micros = 0;
 };
 
 // Append-only storage for the encodings of an instance's entries: large chunks that never move,
@@ -98,10 +101,11 @@ struct ShapeLogConfig {
 
 struct ShapeLogStats {
   std::atomic<uint64_t> instances{0};
-  std::atomic<uint64_t> entries{0};        // in memory, all instances
-  std::atomic<uint64_t> bytes{0};          // of entries in memory (journal encoding)
-  std::atomic<uint64_t> snapshot_rows{0};  // total
-  std::atomic<uint64_t> retired{0};        // total
+  std::atomic<uint64_t> entries{0};         // in memory, all instances
+  std::atomic<uint64_t> bytes{0};           // of entries in memory (journal encoding)
+  std::atomic<uint64_t> snapshot_rows{0};   // total
+  std::atomic<uint64_t> snapshot_bytes{0};  // total, in the journal's encoding
+  std::atomic<uint64_t> retired{0};         // total
   std::atomic<uint64_t> syncs{0};
   std::atomic<uint64_t> snapshot_retries{0};  // snapshots taken again (see BeginSnapshot)
 };
@@ -134,6 +138,7 @@ class InstanceLog : public std::enable_shared_from_this<InstanceLog> {
   struct Pending {
     Xid xid;
     Lsn commit_lsn;
+    int64_t commit_unix_micros;
     shapes::ShapeEntry entry;
     RetireReason refetch_reason;
   };
@@ -219,7 +224,7 @@ class ShapeLog {
   // number, which AppendTransaction takes back with the entries of the whole transaction.
   uint64_t NoteBegin(Xid xid);
   absl::Status AppendTransaction(uint64_t seq, Xid xid, Lsn commit_lsn, Lsn end_lsn,
-                                 std::vector<RoutedEntry>& entries);
+                                 int64_t commit_unix_micros, std::vector<RoutedEntry>& entries);
   // Nothing commits before `position` that was not routed.
   absl::Status AdvanceIdle(Lsn position);
   // The replication stream restarted: every instance ends (kStreamReset).
@@ -262,14 +267,19 @@ class ShapeLog {
   absl::Status RetireIdle(std::chrono::steady_clock::time_point now);
 
   const ShapeLogStats& stats() const { return stats_; }
+  // Called with the seconds each journal write and sync took (set before the log is used).
+  void SetSyncObserver(std::function<void(double seconds)> observer) {
+    sync_observer_ = std::move(observer);
+  }
 
  private:
   struct Journal;
   ShapeLog(ShapeLogConfig config, shapes::Router& router);
 
-  void AppendEntryLocked(InstanceLog& log, LogOffset offset, const shapes::ShapeEntry& entry);
-  void AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, const shapes::ShapeEntry& entry,
-                        RetireReason refetch_reason);
+  void AppendEntryLocked(InstanceLog& log, LogOffset offset, int64_t commit_unix_micros,
+                         const shapes::ShapeEntry& entry);
+  void AppendLiveLocked(InstanceLog& log, Lsn commit_lsn, int64_t commit_unix_micros,
+                        const shapes::ShapeEntry& entry, RetireReason refetch_reason);
   void RetireLocked(InstanceLog& log, RetireReason reason, std::string message);
   void MarkDirtyLocked(InstanceLog& log);
   bool ServableLocked(const InstanceLog& log) const;
@@ -277,6 +287,7 @@ class ShapeLog {
   const ShapeLogConfig config_;
   shapes::Router& router_;
   ShapeLogStats stats_;
+  std::function<void(double seconds)> sync_observer_;
 
   std::mutex sync_mu_;  // one Sync() at a time; taken before mu_
   mutable std::mutex mu_;

@@ -81,6 +81,7 @@ struct SyncServer::Impl final
   Snapshotter& snapshotter;
   const auth::JwtVerifier& verifier;
   ServerStats stats;
+  ServerObservers observers;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::atomic<bool> stopping{false};
@@ -125,6 +126,8 @@ class Session final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
     std::optional<LogOffset> resume_from;
     bool positioned = false;
     bool up_to_date = false;
+    std::string shape;
+    Clock::time_point subscribed_at;
   };
 
   void ReadRequests();
@@ -356,6 +359,8 @@ absl::Status Session::Subscribe(const pb::Subscribe& request) {
 
   auto sub = std::make_unique<Subscription>();
   sub->id = request.subscription_id();
+  sub->shape = request.shape();
+  sub->subscribed_at = Clock::now();
   if (request.has_resume_from()) {
     sub->resume_from = LogOffset{Lsn(request.resume_from().lsn()), request.resume_from().index()};
     if (!request.instance_id().empty() && request.instance_id() != (*instance)->id().ToString()) {
@@ -471,6 +476,17 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
     AppendChangesResponse(batch_sub->id, batch, &batch_);
     if (!SendEncoded(batch_)) return false;
     server_.stats.changes_sent.fetch_add(batch.size(), std::memory_order_relaxed);
+    if (server_.observers.commit_to_client) {
+      const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      for (const StoredEntry* e : batch) {
+        if (e->commit_unix_micros > 0) {
+          server_.observers.commit_to_client(static_cast<double>(now_us - e->commit_unix_micros) /
+                                             1e6);
+        }
+      }
+    }
     batch.clear();
     batch_sub = nullptr;
     sent_since_checkpoint_ = true;
@@ -519,6 +535,10 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
     if (!Send(r)) return false;
     s->up_to_date = true;
     announced = true;
+    if (!s->resume_from && server_.observers.initial_sync) {
+      server_.observers.initial_sync(
+          s->shape, std::chrono::duration<double>(Clock::now() - s->subscribed_at).count());
+    }
   }
   const bool heartbeat_due = Clock::now() - last_send_ >= server_.config.heartbeat_interval;
   if (durable > last_checkpoint_ && (sent_since_checkpoint_ || announced || heartbeat_due)) {
@@ -617,6 +637,10 @@ absl::Status SyncServer::Start() {
   }
   impl_->server->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
+}
+
+void SyncServer::SetObservers(ServerObservers observers) {
+  impl_->observers = std::move(observers);
 }
 
 int SyncServer::port() const { return impl_->port; }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,6 +59,15 @@ struct ServerStats {
 
 using DefinitionMap = std::map<std::string, std::shared_ptr<const shapes::ShapeDefinition>>;
 
+// Observations of the serving path, for metrics; either may be empty.
+struct ServerObservers {
+  // A subscription without a resume offset became up to date: seconds since its Subscribe.
+  std::function<void(const std::string& shape, double seconds)> initial_sync;
+  // A change of a committed transaction went out to a client: seconds since the commit (by the
+  // clocks of Postgres and of this host).
+  std::function<void(double seconds)> commit_to_client;
+};
+
 class SyncServer {
  public:
   // Everything borrowed must outlive the server.
@@ -67,6 +77,8 @@ class SyncServer {
   SyncServer(const SyncServer&) = delete;
   SyncServer& operator=(const SyncServer&) = delete;
 
+  // Call before Start().
+  void SetObservers(ServerObservers observers);
   // Binds and starts serving. FailedPrecondition when the address cannot be bound.
   absl::Status Start();
   // The bound port (after Start).

@@ -6,7 +6,11 @@
 // gives every transaction of the table with the end LSN of its commit record, and a checkpoint C
 // covers exactly the transactions whose commit ends at or before C.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -81,6 +85,9 @@ shape_log:
 server:
   listen: 127.0.0.1:0
   heartbeat_interval_ms: 200
+metrics:
+  listen: 127.0.0.1:0
+  slot_poll_interval_ms: 200
 auth:
   jwt:
     keys:
@@ -712,6 +719,115 @@ TEST_F(SyncTest, BadInputGivesAStatusAPersonCanActOn) {
 
 // A second service with small limits: a client too far behind is disconnected with a clear
 // status, and an instance whose log passes its size limit makes its clients refetch.
+// GET over HTTP/1.0 on loopback: the status code and the body.
+std::pair<int, std::string> HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return {0, "cannot connect"};
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return {0, "cannot write"};
+  }
+  std::string response;
+  char buffer[65536];
+  ssize_t n = 0;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  close(fd);
+  const size_t space = response.find(' ');
+  const size_t body = response.find("\r\n\r\n");
+  if (space == std::string::npos || body == std::string::npos) return {0, response};
+  return {std::atoi(response.c_str() + space + 1), response.substr(body + 4)};
+}
+
+// The value of one series in a text exposition ("name" or "name{labels}"); 0 when absent.
+double MetricValue(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return 0;
+}
+
+// The metrics endpoint: values move with the work (one subscribe, one initial-sync observation),
+// and the health endpoints answer.
+TEST_F(SyncTest, MetricsMoveWithTheWork) {
+  const int port = service_->metrics_port();
+  ASSERT_GT(port, 0);
+  auto sql = ConnectOrDie(*dsn_);
+  auto scrape = [&] {
+    auto [code, body] = HttpGet(port, "/metrics");
+    EXPECT_EQ(code, 200) << body;
+    return body;
+  };
+  const std::string initial_sync =
+      R"(shapebridge_initial_sync_seconds_count{shape="tasks_by_project"})";
+  const std::string inserts =
+      R"(shapebridge_replication_changes_total{table="public.tasks",op="insert"})";
+  const std::string before = scrape();
+  EXPECT_THAT(before, HasSubstr("# TYPE shapebridge_initial_sync_seconds histogram"));
+  // Every shape's series is there before its first subscriber.
+  EXPECT_THAT(before, HasSubstr(R"(shapebridge_initial_sync_seconds_count{shape="my_tasks"} )"));
+  EXPECT_THAT(before, HasSubstr("# TYPE shapebridge_replication_lag_seconds gauge"));
+
+  ExecOrDie(*sql,
+            "INSERT INTO tasks VALUES (424201, 4242, 'a', 'm'), (424202, 4242, 'b', 'm'), "
+            "(424203, 4242, 'c', 'm')");
+  const std::string token = Token({{"sub", "m"}, {"projects", {4242}}});
+  TestClient first(service_->port(), token);
+  first.Subscribe({.id = "t", .shape = "tasks_by_project", .params = {{"project", "4242"}}});
+  ASSERT_TRUE(first.WaitForCheckpoint(InsertLsn(*sql)));
+  const std::string after_one = scrape();
+  EXPECT_EQ(MetricValue(after_one, initial_sync), MetricValue(before, initial_sync) + 1);
+  EXPECT_GE(MetricValue(after_one, "shapebridge_snapshot_rows_total"),
+            MetricValue(before, "shapebridge_snapshot_rows_total") + 3);
+  EXPECT_GE(MetricValue(after_one, "shapebridge_clients"), 1);
+  EXPECT_GE(MetricValue(after_one, "shapebridge_subscriptions"), 1);
+  EXPECT_GE(MetricValue(after_one, inserts), MetricValue(before, inserts) + 3);
+  EXPECT_GT(MetricValue(after_one, "shapebridge_shape_instances"), 0);
+
+  // A second subscriber of the same instance is an initial sync too (served from the log).
+  TestClient second(service_->port(), token);
+  second.Subscribe({.id = "t", .shape = "tasks_by_project", .params = {{"project", "4242"}}});
+  ASSERT_TRUE(second.WaitForCheckpoint(InsertLsn(*sql)));
+  const std::string after_two = scrape();
+  EXPECT_EQ(MetricValue(after_two, initial_sync), MetricValue(before, initial_sync) + 2);
+  EXPECT_EQ(MetricValue(after_two, "shapebridge_snapshots_total{result=\"ok\"}"),
+            MetricValue(after_one, "shapebridge_snapshots_total{result=\"ok\"}"));
+
+  // A live change reaches both clients: commit-to-client observations.
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (424204, 4242, 'd', 'm')");
+  const uint64_t lsn = InsertLsn(*sql);
+  ASSERT_TRUE(first.WaitForCheckpoint(lsn));
+  ASSERT_TRUE(second.WaitForCheckpoint(lsn));
+  const std::string after_live = scrape();
+  EXPECT_GE(MetricValue(after_live, "shapebridge_commit_to_client_seconds_count"),
+            MetricValue(after_two, "shapebridge_commit_to_client_seconds_count") + 2);
+  EXPECT_GT(MetricValue(after_live, "shapebridge_shape_log_sync_seconds_count"),
+            MetricValue(before, "shapebridge_shape_log_sync_seconds_count"));
+  EXPECT_GT(MetricValue(after_live, "shapebridge_shape_log_durable_lsn"), 0);
+
+  // The slot as pg_replication_slots shows it (polled every 200 ms here).
+  for (int i = 0; i < 100 && MetricValue(scrape(), "shapebridge_replication_slot_active") != 1;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string slot = scrape();
+  EXPECT_EQ(MetricValue(slot, "shapebridge_replication_slot_active"), 1);
+  EXPECT_EQ(MetricValue(slot, "shapebridge_replication_slot_present"), 1);
+
+  EXPECT_EQ(HttpGet(port, "/healthz").first, 200);
+  EXPECT_EQ(HttpGet(port, "/readyz"), std::make_pair(200, std::string("ready\n")));
+  EXPECT_EQ(HttpGet(port, "/nothing-here").first, 404);
+}
+
 // The standard services next to ShapeSync: health says SERVING, and reflection lists the Sync
 // service and describes it (its method is served raw, but its descriptor is the proto's).
 TEST_F(SyncTest, HealthAndReflection) {

@@ -72,6 +72,22 @@ log:
   EXPECT_EQ(config->log.retention_bytes, 100000u);
 }
 
+TEST(ConfigTest, MetricsSection) {
+  auto defaults = ParseConfig(kMinimal, "c.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->metrics.listen, "0.0.0.0:7071");
+  EXPECT_EQ(defaults->metrics.slot_poll_interval.count(), 10000);
+  auto config = ParseConfig(
+      std::string(kMinimal) + "metrics:\n  listen: \"\"\n  slot_poll_interval_ms: 250\n", "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics.listen, "");
+  EXPECT_EQ(config->metrics.slot_poll_interval.count(), 250);
+  auto bad = ParseConfig(std::string(kMinimal) + "metrics:\n  port: 9090\n", "c.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("metrics"));
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("port"));
+}
+
 TEST(ConfigTest, UnknownKeyIsNamedWithItsLocation) {
   auto config = ParseConfig(std::string(kMinimal) + "  segmnt_bytes: 5\n", "app.yaml");
   ASSERT_FALSE(config.ok());

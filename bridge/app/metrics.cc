@@ -1,0 +1,421 @@
+#include "bridge/app/metrics.h"
+
+#include <CivetServer.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "bridge/app/service.h"
+#include "bridge/common/pg.h"
+#include "bridge/log/routing_sink.h"
+#include "bridge/replication/replicator.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "shapes/router.h"
+#include "spdlog/spdlog.h"
+
+namespace shapebridge {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// Initial sync and commit-to-client latency: 1 ms to 60 s.
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+// Journal write and sync: 50 µs to 1 s.
+const prometheus::Histogram::BucketBoundaries kSyncBuckets = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  return MetricFamily{.name = std::move(name), .help = std::move(help), .type = type, .metric = {}};
+}
+
+void AddValue(MetricFamily& family, double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (family.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  family.metric.push_back(std::move(m));
+}
+
+MetricFamily Counter(std::string name, std::string help, double value) {
+  MetricFamily f = Family(std::move(name), std::move(help), MetricType::Counter);
+  AddValue(f, value);
+  return f;
+}
+
+MetricFamily Gauge(std::string name, std::string help, double value) {
+  MetricFamily f = Family(std::move(name), std::move(help), MetricType::Gauge);
+  AddValue(f, value);
+  return f;
+}
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Metrics::Impl {
+  MetricsConfig config;
+  Service& service;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Histogram>* initial_sync = nullptr;
+  prometheus::Histogram* commit_to_client = nullptr;
+  prometheus::Histogram* log_sync = nullptr;
+
+  // The slot, as pg_replication_slots last showed it.
+  std::atomic<bool> slot_polled{false};
+  std::atomic<bool> slot_present{false};
+  std::atomic<bool> slot_active{false};
+  std::atomic<uint64_t> server_wal_lsn{0};
+  std::atomic<uint64_t> slot_restart_lsn{0};
+  std::atomic<uint64_t> slot_confirmed_flush_lsn{0};
+  std::atomic<uint64_t> slot_poll_errors{0};
+
+  std::unique_ptr<CivetServer> http;
+  std::vector<std::unique_ptr<CivetHandler>> handlers;
+  int port = 0;
+  std::thread poller;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool started = false;
+
+  Impl(MetricsConfig c, Service& s) : config(std::move(c)), service(s) {}
+
+  std::vector<MetricFamily> Collect() const;
+  void PollSlot(std::unique_ptr<PgConnection>& sql);
+  void PollLoop();
+};
+
+std::vector<MetricFamily> Metrics::Impl::Collect() const {
+  std::vector<MetricFamily> out = registry->Collect();
+  const ReplicatorStats& rs = service.replicator().stats();
+  const uint64_t received = rs.received_lsn.load();
+  const uint64_t flushed = rs.reported_flush_lsn.load();
+
+  // Replication.
+  out.push_back(Gauge("shapebridge_replication_streaming",
+                      "1 while the replication stream is attached to the slot",
+                      rs.streaming.load() ? 1 : 0));
+  out.push_back(Counter("shapebridge_replication_sessions_total",
+                        "Replication sessions started (1 + reconnects)", rs.sessions.load()));
+  out.push_back(Counter("shapebridge_replication_transactions_total",
+                        "Transactions received from the slot", rs.transactions.load()));
+  MetricFamily changes = Family("shapebridge_replication_changes_total",
+                                "Row changes routed, by table and operation", MetricType::Counter);
+  for (const auto& [key, count] : service.sink().ChangeCounts()) {
+    AddValue(changes, static_cast<double>(count), {{"table", key.first}, {"op", key.second}});
+  }
+  out.push_back(std::move(changes));
+  // Caught up when everything the server sent is durable: then there is no lag to speak of.
+  const int64_t last_commit = rs.last_commit_unix_micros.load();
+  const double lag_s = flushed >= received || last_commit == 0
+                           ? 0
+                           : std::max<double>(0, (NowUnixMicros() - last_commit) / 1e6);
+  out.push_back(Gauge("shapebridge_replication_lag_seconds",
+                      "Now minus the commit time of the last transaction received, while some of "
+                      "what the server sent is not durable yet; 0 when caught up",
+                      lag_s));
+  const uint64_t server_wal = server_wal_lsn.load();
+  const uint64_t confirmed = slot_confirmed_flush_lsn.load();
+  double lag_bytes = received > flushed ? static_cast<double>(received - flushed) : 0;
+  if (slot_polled.load() && slot_present.load() && server_wal >= confirmed) {
+    lag_bytes = static_cast<double>(server_wal - confirmed);
+  }
+  out.push_back(Gauge("shapebridge_replication_lag_bytes",
+                      "The server's WAL position minus the flush position confirmed to the slot",
+                      lag_bytes));
+  out.push_back(Gauge("shapebridge_replication_flushed_lsn",
+                      "The flush position confirmed to the slot, as a byte position",
+                      static_cast<double>(flushed)));
+  const uint64_t restart = slot_restart_lsn.load();
+  out.push_back(Gauge("shapebridge_replication_slot_retained_wal_bytes",
+                      "WAL the server keeps for the slot (its WAL position minus restart_lsn)",
+                      slot_present.load() && server_wal >= restart
+                          ? static_cast<double>(server_wal - restart)
+                          : 0));
+  out.push_back(Gauge("shapebridge_replication_slot_present",
+                      "1 while the slot exists in pg_replication_slots (0: lost or dropped)",
+                      !slot_polled.load() || slot_present.load() ? 1 : 0));
+  out.push_back(Gauge("shapebridge_replication_slot_active",
+                      "1 while pg_replication_slots shows the slot as active",
+                      slot_active.load() ? 1 : 0));
+  out.push_back(Counter("shapebridge_replication_slot_poll_errors_total",
+                        "Failed reads of pg_replication_slots", slot_poll_errors.load()));
+
+  // Routing.
+  const shapes::RouterStats& router = service.router().stats();
+  out.push_back(Gauge("shapebridge_shape_definitions", "Shape definitions configured",
+                      static_cast<double>(service.definitions())));
+  out.push_back(Gauge("shapebridge_shape_instances", "Shape instances registered with the router",
+                      router.instances.load()));
+  out.push_back(Gauge("shapebridge_shape_instances_unindexed",
+                      "Instances without an indexable conjunct, evaluated for every change of "
+                      "their table",
+                      router.scan_instances.load()));
+  out.push_back(Counter("shapebridge_router_changes_total",
+                        "Row changes of tables that have instances", router.changes.load()));
+  out.push_back(Counter("shapebridge_router_candidates_total",
+                        "Instances found through the index (divide by changes: candidates per "
+                        "change)",
+                        router.candidates.load()));
+  out.push_back(Counter("shapebridge_router_scanned_total", "Unindexed instances evaluated",
+                        router.scanned.load()));
+  out.push_back(Counter("shapebridge_router_entries_total", "Shape log entries made by routing",
+                        router.entries.load()));
+  out.push_back(Counter("shapebridge_router_predicate_errors_total",
+                        "Predicate evaluations that failed (counted as no match)",
+                        router.predicate_errors.load()));
+
+  // The shape log.
+  const ShapeLogStats& log = service.shape_log().stats();
+  out.push_back(
+      Gauge("shapebridge_shape_log_instances", "Instance logs live", log.instances.load()));
+  out.push_back(Gauge("shapebridge_shape_log_entries", "Entries held by live instance logs",
+                      log.entries.load()));
+  out.push_back(Gauge("shapebridge_shape_log_bytes",
+                      "Bytes of the entries held by live instance logs", log.bytes.load()));
+  out.push_back(Gauge("shapebridge_shape_log_durable_lsn",
+                      "Every transaction that commits before this position is routed and durable",
+                      static_cast<double>(service.shape_log().DurableLsn().value())));
+  out.push_back(Counter("shapebridge_shape_log_retired_total",
+                        "Instance logs ended (retention, truncate, definition change)",
+                        log.retired.load()));
+
+  // Snapshots.
+  const SnapshotterStats& snap = service.snapshotter().stats();
+  MetricFamily snapshots = Family("shapebridge_snapshots_total",
+                                  "Initial snapshots taken, by result", MetricType::Counter);
+  AddValue(snapshots, snap.snapshots.load(), {{"result", "ok"}});
+  AddValue(snapshots, snap.failures.load(), {{"result", "failed"}});
+  out.push_back(std::move(snapshots));
+  out.push_back(Counter("shapebridge_snapshot_rows_total", "Rows read by snapshots",
+                        log.snapshot_rows.load()));
+  out.push_back(Counter("shapebridge_snapshot_bytes_total",
+                        "Bytes of snapshot rows, as journaled and sent",
+                        log.snapshot_bytes.load()));
+  out.push_back(Counter("shapebridge_snapshot_retries_total",
+                        "Snapshots taken again because of a routing race",
+                        log.snapshot_retries.load()));
+
+  // Serving.
+  const ServerStats& server = service.server().stats();
+  out.push_back(Gauge("shapebridge_clients", "Open Sync streams", server.streams.load()));
+  out.push_back(Gauge("shapebridge_subscriptions", "Subscriptions of open streams",
+                      server.subscriptions.load()));
+  out.push_back(Counter("shapebridge_sent_changes_total", "Changes sent to clients",
+                        server.changes_sent.load()));
+  out.push_back(Counter("shapebridge_sent_messages_total", "Messages sent to clients",
+                        server.messages_sent.load()));
+  out.push_back(Counter("shapebridge_sent_bytes_total", "Bytes of messages sent to clients",
+                        server.bytes_sent.load()));
+  out.push_back(Counter("shapebridge_checkpoints_sent_total", "Checkpoints sent to clients",
+                        server.checkpoints_sent.load()));
+  out.push_back(Counter("shapebridge_must_refetch_total", "MustRefetch messages sent",
+                        server.must_refetch_sent.load()));
+  MetricFamily disconnects = Family("shapebridge_disconnects_total",
+                                    "Streams the server ended, by reason", MetricType::Counter);
+  AddValue(disconnects, server.slow_client_disconnects.load(), {{"reason", "slow_client"}});
+  AddValue(disconnects, server.auth_failures.load(), {{"reason", "auth"}});
+  AddValue(disconnects, server.request_errors.load(), {{"reason", "error"}});
+  out.push_back(std::move(disconnects));
+  return out;
+}
+
+void Metrics::Impl::PollSlot(std::unique_ptr<PgConnection>& sql) {
+  const ReplicationConfig& rc = service.config().replication;
+  if (!sql) {
+    auto connected = PgConnection::Connect(rc.dsn, PgConnectionKind::kSql, "shapebridge metrics",
+                                           rc.connect_timeout);
+    if (!connected.ok()) {
+      slot_poll_errors.fetch_add(1);
+      return;
+    }
+    sql = *std::move(connected);
+  }
+  auto r = sql->ExecParams(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+      "ELSE pg_current_wal_lsn() END::text, "
+      "(SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1), "
+      "(SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), "
+      "(SELECT active FROM pg_replication_slots WHERE slot_name = $1), "
+      "EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+      {rc.slot});
+  if (!r.ok()) {
+    slot_poll_errors.fetch_add(1);
+    sql.reset();
+    return;
+  }
+  auto lsn = [&](int column) -> uint64_t {
+    if (r->IsNull(0, column)) return 0;
+    absl::StatusOr<Lsn> parsed = Lsn::Parse(r->Get(0, column));
+    return parsed.ok() ? parsed->value() : 0;
+  };
+  server_wal_lsn = lsn(0);
+  slot_restart_lsn = lsn(1);
+  slot_confirmed_flush_lsn = lsn(2);
+  slot_active = !r->IsNull(0, 3) && r->Get(0, 3) == "t";
+  slot_present = r->Get(0, 4) == "t";
+  slot_polled = true;
+}
+
+void Metrics::Impl::PollLoop() {
+  std::unique_ptr<PgConnection> sql;
+  std::unique_lock lock(mu);
+  bool attached = false;  // the slot exists once replication has attached to it
+  while (!stopping) {
+    attached = attached || service.replicator().stats().streaming.load();
+    if (attached) {
+      lock.unlock();
+      PollSlot(sql);
+      lock.lock();
+    }
+    cv.wait_for(lock, attached ? config.slot_poll_interval : std::chrono::milliseconds(100),
+                [&] { return stopping; });
+  }
+}
+
+namespace {
+
+void Respond(mg_connection* conn, int code, const char* reason, const std::string& content_type,
+             const std::string& body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n",
+            code, reason, content_type.c_str(), body.size());
+  mg_write(conn, body.data(), body.size());
+}
+
+class Handler final : public CivetHandler {
+ public:
+  explicit Handler(std::function<void(mg_connection*)> respond) : respond_(std::move(respond)) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    respond_(conn);
+    return true;
+  }
+
+ private:
+  std::function<void(mg_connection*)> respond_;
+};
+
+}  // namespace
+
+Metrics::Metrics(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Metrics::~Metrics() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& config,
+                                                         Service& service) {
+  auto impl = std::make_unique<Impl>(config, service);
+  Impl& m = *impl;
+  m.initial_sync = &prometheus::BuildHistogram()
+                        .Name("shapebridge_initial_sync_seconds")
+                        .Help("From a Subscribe without an offset to its UpToDate, by shape")
+                        .Register(*m.registry);
+  m.commit_to_client = &prometheus::BuildHistogram()
+                            .Name("shapebridge_commit_to_client_seconds")
+                            .Help(
+                                "From a transaction's commit on Postgres to its changes going "
+                                "out to a client")
+                            .Register(*m.registry)
+                            .Add({}, kLatencyBuckets);
+  m.log_sync = &prometheus::BuildHistogram()
+                    .Name("shapebridge_shape_log_sync_seconds")
+                    .Help("Writing and syncing the shape log journal (the log's append latency)")
+                    .Register(*m.registry)
+                    .Add({}, kSyncBuckets);
+  // Every shape's series exists from the start, so dashboards and alerts see zeros, not gaps.
+  for (const auto& shape : service.config().shapes)
+    m.initial_sync->Add({{"shape", shape.name}}, kLatencyBuckets);
+  prometheus::Family<prometheus::Histogram>* initial_sync = m.initial_sync;
+  prometheus::Histogram* commit_to_client = m.commit_to_client;
+  service.SetServerObservers(ServerObservers{
+      .initial_sync =
+          [initial_sync](const std::string& shape, double seconds) {
+            initial_sync->Add({{"shape", shape}}, kLatencyBuckets).Observe(seconds);
+          },
+      .commit_to_client =
+          [commit_to_client](double seconds) { commit_to_client->Observe(seconds); },
+  });
+  prometheus::Histogram* log_sync = m.log_sync;
+  service.shape_log().SetSyncObserver([log_sync](double seconds) { log_sync->Observe(seconds); });
+  return std::unique_ptr<Metrics>(new Metrics(std::move(impl)));
+}
+
+absl::Status Metrics::Start() {
+  Impl& m = *impl_;
+  if (!m.config.listen.empty()) {
+    try {
+      m.http = std::make_unique<CivetServer>(
+          std::vector<std::string>{"listening_ports", m.config.listen, "num_threads", "2"});
+    } catch (const CivetException& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("metrics.listen: cannot serve HTTP on ", m.config.listen, ": ", e.what()));
+    }
+    const std::vector<int> ports = m.http->getListeningPorts();
+    m.port = ports.empty() ? 0 : ports.front();
+    Impl* impl = &m;
+    m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
+      Respond(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+              prometheus::TextSerializer().Serialize(impl->Collect()));
+    }));
+    m.http->addHandler("/metrics", m.handlers.back().get());
+    m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
+      if (impl->service.done()) {
+        Respond(conn, 503, "Service Unavailable", "text/plain",
+                absl::StrCat("replication ended: ", impl->service.exit_status().ToString(), "\n"));
+      } else {
+        Respond(conn, 200, "OK", "text/plain", "ok\n");
+      }
+    }));
+    m.http->addHandler("/healthz", m.handlers.back().get());
+    m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
+      if (impl->service.replicator().stats().streaming.load()) {
+        Respond(conn, 200, "OK", "text/plain", "ready\n");
+      } else {
+        Respond(conn, 503, "Service Unavailable", "text/plain",
+                "not ready: replication is not attached to the slot\n");
+      }
+    }));
+    m.http->addHandler("/readyz", m.handlers.back().get());
+    spdlog::info("[metrics] serving /metrics, /healthz and /readyz on port {}", m.port);
+  }
+  m.started = true;
+  m.poller = std::thread([&m] { m.PollLoop(); });
+  return absl::OkStatus();
+}
+
+void Metrics::Stop() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return;
+    m.stopping = true;
+  }
+  m.cv.notify_all();
+  if (m.poller.joinable()) m.poller.join();
+  if (m.http) m.http->close();
+}
+
+int Metrics::port() const { return impl_->port; }
+
+std::string Metrics::Scrape() const {
+  return prometheus::TextSerializer().Serialize(impl_->Collect());
+}
+
+}  // namespace shapebridge

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace shapebridge {
+
+class Service;
+
+// Settings of the metrics and health endpoint (the `metrics` section of the config file).
+struct MetricsConfig {
+  // host:port of the HTTP endpoint (/metrics, /healthz, /readyz); "" turns it off.
+  std::string listen = "0.0.0.0:7071";
+  // How often the replication slot's state is read from pg_replication_slots.
+  std::chrono::milliseconds slot_poll_interval{10000};
+};
+
+// The Prometheus metrics of a Service and its HTTP endpoint:
+//   /metrics  the text exposition format;
+//   /healthz  liveness: 200, or 503 once replication has ended by itself (the process should be
+//             restarted);
+//   /readyz   readiness: 200 while replication streams, 503 (with the reason) otherwise.
+// Counters and gauges are read from the components' statistics when scraped; histograms are fed
+// by hooks Create() installs in the components, so it must run before the Service starts.
+class Metrics {
+ public:
+  static absl::StatusOr<std::unique_ptr<Metrics>> Create(const MetricsConfig& config,
+                                                         Service& service);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Starts the HTTP endpoint (unless turned off) and the slot poller. FailedPrecondition when
+  // the address cannot be bound.
+  absl::Status Start();
+  // Stops both. Idempotent.
+  void Stop();
+  // The bound port (after Start; 0 when turned off).
+  int port() const;
+  // What /metrics serves.
+  std::string Scrape() const;
+
+  struct Impl;
+
+ private:
+  explicit Metrics(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shapebridge
