@@ -84,6 +84,8 @@ log:
 server:
   listen: 127.0.0.1:0
   heartbeat_interval_ms: 1000
+metrics:
+  listen: 127.0.0.1:0
 auth:
   jwt:
     keys:
