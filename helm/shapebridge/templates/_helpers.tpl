@@ -1,0 +1,57 @@
+{{- define "shapebridge.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shapebridge.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "shapebridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The config file shapebridge serves with: the chart's settings, with extraConfig merged over
+them. */}}
+{{- define "shapebridge.config" -}}
+{{- $keys := list -}}
+{{- range .Values.auth.jwt.keys -}}
+{{- $key := dict "algorithm" .algorithm -}}
+{{- $file := printf "/etc/shapebridge/jwt/%s" .file -}}
+{{- if eq .algorithm "HS256" -}}
+{{- $_ := set $key "secret_file" $file -}}
+{{- else -}}
+{{- $_ := set $key "public_key_file" $file -}}
+{{- end -}}
+{{- with .keyId -}}
+{{- $_ := set $key "key_id" . -}}
+{{- end -}}
+{{- $keys = append $keys $key -}}
+{{- end -}}
+{{- $jwt := dict "keys" $keys -}}
+{{- with .Values.auth.jwt.issuer -}}
+{{- $_ := set $jwt "issuer" . -}}
+{{- end -}}
+{{- with .Values.auth.jwt.audience -}}
+{{- $_ := set $jwt "audience" . -}}
+{{- end -}}
+{{- $config := dict
+    "postgres" (dict "dsn" .Values.postgres.dsn)
+    "replication" (dict "slot" .Values.replication.slot
+                        "publication" .Values.replication.publication
+                        "heartbeat_interval_ms" (int .Values.replication.heartbeatIntervalMs))
+    "log" (dict "backend" "embedded" "dir" "/var/lib/shapebridge/log")
+    "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.grpcPort)))
+    "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.metricsPort)))
+    "auth" (dict "jwt" $jwt)
+    "shapes" .Values.shapes -}}
+{{- toYaml (mustMergeOverwrite $config (deepCopy .Values.extraConfig)) -}}
+{{- end -}}

