@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
+#include "bridge/app/json_log.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
@@ -264,6 +265,10 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("shapebridge"));
   CLI::App app{"shapebridge: Postgres shapes to local-first clients"};
   app.require_subcommand(1);
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "Log lines on stderr as text, or as JSON objects (one a line)")
+      ->check(CLI::IsMember({"text", "json"}));
 
   std::string config_path;
   auto* replicate = app.add_subcommand(
@@ -300,6 +305,9 @@ int main(int argc, char** argv) {
   check->add_option("file", check_path, "Config file (YAML)")->required();
 
   CLI11_PARSE(app, argc, argv);
+  if (log_format == "json") {
+    spdlog::set_formatter(std::make_unique<shapebridge::JsonLogFormatter>());
+  }
 
   if (*replicate) return shapebridge::RunReplicate(config_path);
   if (*serve) return shapebridge::RunServe(config_path);

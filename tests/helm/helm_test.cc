@@ -83,7 +83,10 @@ TEST_F(HelmTest, DefaultValuesRenderTheEmbeddedMode) {
   EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
   EXPECT_FALSE(pod["automountServiceAccountToken"].as<bool>());
   const YAML::Node c = pod["containers"][0];
-  EXPECT_EQ(c["args"][0].as<std::string>(), "serve");
+  std::vector<std::string> args;
+  for (const auto& a : c["args"]) args.push_back(a.as<std::string>());
+  EXPECT_THAT(args, ::testing::ElementsAre("--log-format", "json", "serve", "--config",
+                                           "/etc/shapebridge/config/shapebridge.yaml"));
   EXPECT_EQ(c["startupProbe"]["grpc"]["port"].as<int>(), 7070);
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
