@@ -570,7 +570,8 @@ absl::Status ShapeLog::BeginSnapshot(InstanceLog& log, const PgSnapshot& snapsho
   return absl::OkStatus();
 }
 
-absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log, std::vector<shapes::ShapeEntry>& rows) {
+absl::Status ShapeLog::AppendSnapshotRows(InstanceLog& log,
+                                          std::span<const shapes::ShapeEntry> rows) {
   Lsn lsn;
   size_t first = 0;
   {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -247,7 +248,7 @@ class ShapeLog {
   // transaction routed before the registration is not visible in it: take a new snapshot.
   absl::Status BeginSnapshot(InstanceLog& log, const PgSnapshot& snapshot, Lsn snapshot_lsn);
   // Rows of the snapshot (kInsert entries), in batches.
-  absl::Status AppendSnapshotRows(InstanceLog& log, std::vector<shapes::ShapeEntry>& rows);
+  absl::Status AppendSnapshotRows(InstanceLog& log, std::span<const shapes::ShapeEntry> rows);
   // The snapshot is complete: appends the entries routed meanwhile that it does not see, and
   // makes it all durable.
   absl::Status FinishSnapshot(InstanceLog& log, uint64_t rows);

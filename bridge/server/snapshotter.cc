@@ -86,28 +86,38 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgCon
       if (def.columns[i] == k) key_positions.push_back(i);
     }
   }
-  std::vector<shapes::ShapeEntry> batch;
+  // The batch's entries are reused from batch to batch, so their vectors keep their capacity.
+  std::vector<shapes::ShapeEntry> batch(static_cast<size_t>(config.batch_rows));
+  size_t filled = 0;
   uint64_t rows = 0;
   absl::Status streamed = sql.StreamRows(query, params, [&](const PgResult& row) -> absl::Status {
-    shapes::ShapeEntry entry{.instance = instance.id(), .kind = shapes::EntryKind::kInsert};
-    entry.fields.reserve(def.columns.size());
+    shapes::ShapeEntry& entry = batch[filled];
+    entry.instance = instance.id();
+    entry.kind = shapes::EntryKind::kInsert;
+    entry.fields.resize(def.columns.size());
     for (size_t i = 0; i < def.columns.size(); ++i) {
       const shapes::TableColumn& column = def.table.columns[def.columns[i]];
-      Value value;
-      if (!row.IsNull(0, static_cast<int>(i))) {
-        absl::StatusOr<Value> parsed =
-            ParseTextValue(column.type_oid, column.is_array, row.Get(0, static_cast<int>(i)));
-        if (!parsed.ok()) return parsed.status();
-        value = *std::move(parsed);
+      shapes::FieldValue& field = entry.fields[i];
+      field.column = static_cast<int>(i);
+      if (row.IsNull(0, static_cast<int>(i))) {
+        field.value = Value();
+        continue;
       }
-      entry.fields.push_back({static_cast<int>(i), std::move(value)});
+      absl::StatusOr<Value> parsed =
+          ParseTextValue(column.type_oid, column.is_array, row.Get(0, static_cast<int>(i)));
+      if (!parsed.ok()) return parsed.status();
+      field.value = *std::move(parsed);
     }
-    for (size_t p : key_positions) entry.key.push_back(entry.fields[p].value);
-    batch.push_back(std::move(entry));
+    entry.key.resize(key_positions.size());
+    for (size_t k = 0; k < key_positions.size(); ++k) {
+      entry.key[k] = entry.fields[key_positions[k]].value;
+    }
     ++rows;
-    if (batch.size() >= static_cast<size_t>(config.batch_rows)) {
-      if (absl::Status s = log.AppendSnapshotRows(instance_log, batch); !s.ok()) return s;
-      batch.clear();
+    if (++filled == batch.size()) {
+      if (absl::Status s = log.AppendSnapshotRows(instance_log, {batch.data(), filled}); !s.ok()) {
+        return s;
+      }
+      filled = 0;
     }
     return absl::OkStatus();
   });
@@ -115,8 +125,10 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgCon
     (void)sql.Exec("ROLLBACK");
     return streamed;
   }
-  if (!batch.empty()) {
-    if (absl::Status s = log.AppendSnapshotRows(instance_log, batch); !s.ok()) return s;
+  if (filled > 0) {
+    if (absl::Status s = log.AppendSnapshotRows(instance_log, {batch.data(), filled}); !s.ok()) {
+      return s;
+    }
   }
   if (auto s = sql.Exec("COMMIT"); !s.ok()) return s.status();
   stats.rows.fetch_add(rows, std::memory_order_relaxed);
