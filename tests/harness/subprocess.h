@@ -29,6 +29,14 @@ class Subprocess {
   bool exited_ = false;
 };
 
+// Runs a shell command to its end: its exit code (-1 when it did not exit normally) and what it
+// printed on stdout and stderr.
+struct CommandOutput {
+  int exit_code = -1;
+  std::string text;
+};
+CommandOutput RunCommand(const std::string& command);
+
 // Path of the shapebridge binary under test.
 std::string ShapebridgeBinary();
 

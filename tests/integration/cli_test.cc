@@ -18,21 +18,10 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Output {
-  int exit_code = -1;
-  std::string text;  // stdout and stderr
-};
+using Output = testing::CommandOutput;
 
 Output RunShapebridge(const std::string& args) {
-  Output out;
-  const std::string command = testing::ShapebridgeBinary() + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.text.append(buffer, n);
-  const int status = pclose(pipe);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::RunCommand(testing::ShapebridgeBinary() + " " + args);
 }
 
 class CliTest : public ::testing::Test {
