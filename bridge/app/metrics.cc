@@ -247,6 +247,12 @@ void Metrics::Impl::PollSlot(std::unique_ptr<PgConnection>& sql) {
       return;
     }
     sql = *std::move(connected);
+    // A hung server must not hold up the poller (and with it Stop()) for long.
+    if (!sql->Exec("SET statement_timeout = 5000").ok()) {
+      slot_poll_errors.fetch_add(1);
+      sql.reset();
+      return;
+    }
   }
   auto r = sql->ExecParams(
       "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
@@ -385,7 +391,9 @@ absl::Status Metrics::Start() {
     }));
     m.http->addHandler("/healthz", m.handlers.back().get());
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
-      if (impl->service.replicator().stats().streaming.load()) {
+      if (impl->service.stopping()) {
+        Respond(conn, 503, "Service Unavailable", "text/plain", "not ready: stopping\n");
+      } else if (impl->service.replicator().stats().streaming.load()) {
         Respond(conn, 200, "OK", "text/plain", "ready\n");
       } else {
         Respond(conn, 503, "Service Unavailable", "text/plain",

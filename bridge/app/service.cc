@@ -67,6 +67,7 @@ absl::Status Service::Start() {
 void Service::Stop() {
   if (stopped_ || !server_) return;
   stopped_ = true;
+  stopping_ = true;
   server_->Shutdown();
   metrics_->Stop();
   snapshotter_->Stop();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -39,6 +40,8 @@ class Service {
   // The port of the metrics endpoint (0 when turned off).
   int metrics_port() const;
   bool done() const;
+  // Stop() has begun.
+  bool stopping() const { return stopping_.load(); }
   absl::Status exit_status() const;
 
   const Config& config() const { return config_; }
@@ -68,6 +71,7 @@ class Service {
   std::unique_ptr<Metrics> metrics_;
   size_t definitions_ = 0;
   bool stopped_ = false;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace shapebridge

@@ -202,6 +202,12 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
           const shapes::InstanceId id = IdFromBytes(record.entry().instance_id());
           auto it = recovered.find(id);
           if (it == recovered.end()) break;
+          if (record.entry().change().empty()) {
+            // An entry of an earlier journal format: the instance is not recovered (its clients
+            // refetch), rather than served with changes that carry nothing.
+            recovered.erase(it);
+            break;
+          }
           if (it->second.done) {
             live.push_back({id, DecodeEntry(*record.mutable_entry())});
           } else {

@@ -12,8 +12,13 @@ namespace {
 
 // A flushed WAL record after a snapshot's LSN: on a quiet database nothing else may come through
 // the slot for a long time, and an instance is served only once routing has passed its snapshot's
-// LSN. The logical message is not sent by pgoutput; the walsender then reports its position.
-constexpr char kNudgeSql[] =
+// LSN. The logical message is not sent by pgoutput; the walsender then reports its position. One
+// autocommit statement (no transaction is left open when it fails); the connection that sends it
+// commits synchronously (kNudgeSetup), so the record is flushed when it returns.
+constexpr char kNudgeSql[] = "SELECT pg_logical_emit_message(true, 'shapebridge.snapshot', '')";
+constexpr char kNudgeSetup[] = "SET synchronous_commit = on";
+// The same on a connection whose settings are the server's (the snapshot's, as a fallback).
+constexpr char kNudgeInTransaction[] =
     "BEGIN; SET LOCAL synchronous_commit = on; "
     "SELECT pg_logical_emit_message(true, 'shapebridge.snapshot', ''); COMMIT";
 
@@ -38,9 +43,11 @@ std::string SnapshotQuery(const shapes::ShapeInstance& instance, PgConnection& s
 }
 
 // `nudge` (may be null) is an idle connection for the WAL record that moves routing on; it is
-// written while the snapshot runs. Without one, the snapshot's own connection writes it after.
+// written while the snapshot runs. Without one, or when it fails (*nudge_failed is then set: the
+// caller drops that connection), the snapshot's own connection writes the record after.
 absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgConnection* nudge,
-                          ShapeLog& log, InstanceLog& instance_log, SnapshotterStats& stats) {
+                          bool* nudge_failed, ShapeLog& log, InstanceLog& instance_log,
+                          SnapshotterStats& stats) {
   const shapes::ShapeInstance& instance = instance_log.instance();
   const shapes::ShapeDefinition& def = instance.definition();
   Lsn snapshot_lsn;
@@ -68,14 +75,21 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgCon
   bool nudging = false;
   if (nudge != nullptr && log.DurableLsn() < snapshot_lsn) {
     nudging = nudge->SendQuery(kNudgeSql).ok();
+    *nudge_failed = !nudging;
   }
-  // Leaves the nudge connection idle, whatever happens to the snapshot.
-  absl::Cleanup finish_nudge = [&] {
-    if (!nudging) return;
+  // Collects the nudge's result (and leaves its connection idle), whatever happens to the
+  // snapshot; true when the record was written.
+  auto finish_nudge = [&]() -> bool {
+    if (!nudging) return false;
+    nudging = false;
     if (absl::Status s = nudge->FinishQuery(); !s.ok()) {
-      spdlog::warn("[snapshot] cannot write a WAL record to move replication on: {}", s.ToString());
+      spdlog::warn("[snapshot] the nudge connection failed: {}", s.ToString());
+      *nudge_failed = true;
+      return false;
     }
+    return true;
   };
+  absl::Cleanup finish_on_error = [&] { (void)finish_nudge(); };
 
   std::vector<std::optional<std::string>> params;
   const std::string query = SnapshotQuery(instance, sql, &params);
@@ -133,8 +147,10 @@ absl::Status TakeSnapshot(const SnapshotConfig& config, PgConnection& sql, PgCon
   if (auto s = sql.Exec("COMMIT"); !s.ok()) return s.status();
   stats.rows.fetch_add(rows, std::memory_order_relaxed);
   if (absl::Status s = log.FinishSnapshot(instance_log, rows); !s.ok()) return s;
-  if (!nudging && log.DurableLsn() < snapshot_lsn) {
-    if (auto s = sql.Exec(kNudgeSql); !s.ok()) {
+  const bool nudged = finish_nudge();
+  if (!nudged && log.DurableLsn() < snapshot_lsn) {
+    if (auto s = sql.Exec(kNudgeInTransaction); !s.ok()) {
+      (void)sql.Exec("ROLLBACK");
       spdlog::warn("[snapshot] cannot write a WAL record to move replication on: {}",
                    s.status().ToString());
     }
@@ -208,9 +224,13 @@ void Snapshotter::Work() {
     if (sql && !nudge) {
       auto connected = PgConnection::Connect(config_.dsn, PgConnectionKind::kSql,
                                              "shapebridge snapshot nudge", config_.connect_timeout);
-      if (connected.ok()) nudge = *std::move(connected);
+      if (connected.ok() && (*connected)->Exec(kNudgeSetup).ok()) nudge = *std::move(connected);
     }
-    if (sql) status = TakeSnapshot(config_, *sql, nudge.get(), log_, *next, stats_);
+    bool nudge_failed = false;
+    if (sql) {
+      status = TakeSnapshot(config_, *sql, nudge.get(), &nudge_failed, log_, *next, stats_);
+    }
+    if (nudge_failed) nudge.reset();  // connected again for the next snapshot
     const std::string shape = next->instance().definition().name;
     const std::string id = next->instance().id().ToString();
     if (status.ok()) {
