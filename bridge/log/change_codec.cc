@@ -174,24 +174,30 @@ void AppendChangesResponse(const std::string& subscription_id,
 
 namespace shapebridge {
 
+std::array<char, 16> InstanceIdBytes(const shapes::InstanceId& id) {
+  std::array<char, 16> out;
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>(id.high() >> (56 - 8 * i));
+    out[8 + i] = static_cast<char>(id.low() >> (56 - 8 * i));
+  }
+  return out;
+}
+
 uint64_t AppendEntryFrame(const shapes::InstanceId& instance, const StoredEntry& entry,
                           std::string* out) {
   using log::v1::EntryRecord;
   using log::v1::ShapeLogRecord;
-  char id[16];
-  for (int i = 0; i < 8; ++i) {
-    id[i] = static_cast<char>(instance.high() >> (56 - 8 * i));
-    id[8 + i] = static_cast<char>(instance.low() >> (56 - 8 * i));
-  }
+  const std::array<char, 16> id = InstanceIdBytes(instance);
   const size_t entry_size =
-      LengthDelimitedSize(EntryRecord::kInstanceIdFieldNumber, sizeof(id)) +
+      LengthDelimitedSize(EntryRecord::kInstanceIdFieldNumber, id.size()) +
       UintSize(EntryRecord::kLsnFieldNumber, entry.offset.lsn.value()) +
       UintSize(EntryRecord::kIndexFieldNumber, entry.offset.index) +
       LengthDelimitedSize(EntryRecord::kChangeFieldNumber, entry.change.size());
   const size_t start = logrecord::BeginFrame(out);
   PutTag(ShapeLogRecord::kEntryFieldNumber, kLengthDelimited, out);
   PutVarint(entry_size, out);
-  PutLengthDelimited(EntryRecord::kInstanceIdFieldNumber, std::string_view(id, sizeof(id)), out);
+  PutLengthDelimited(EntryRecord::kInstanceIdFieldNumber, std::string_view(id.data(), id.size()),
+                     out);
   PutUint(EntryRecord::kLsnFieldNumber, entry.offset.lsn.value(), out);
   PutUint(EntryRecord::kIndexFieldNumber, entry.offset.index, out);
   PutLengthDelimited(EntryRecord::kChangeFieldNumber, entry.change, out);

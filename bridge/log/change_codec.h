@@ -4,6 +4,7 @@
 // the sync.v1.Change a client receives (without its offset, which the log knows), so a change is
 // encoded once, when it is appended.
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ void EncodeChange(const shapes::ShapeEntry& entry, size_t columns, std::string* 
 // offsets) for the subscription `subscription_id`.
 void AppendChangesResponse(const std::string& subscription_id,
                            const std::vector<const StoredEntry*>& entries, std::string* out);
+
+// An instance id as the journal stores it: 16 bytes, big-endian high then low.
+std::array<char, 16> InstanceIdBytes(const shapes::InstanceId& id);
 
 // Appends the journal frame of an entry of `instance` (a log.v1.ShapeLogRecord holding an
 // EntryRecord); returns the frame's size in bytes.

@@ -9,6 +9,10 @@ RoutingSink::RoutingSink(shapes::Router& router, ShapeLog& log)
 
 absl::Status RoutingSink::OnRelation(const RelationInfo& relation) {
   relations_[relation.id] = relation;
+  {
+    std::lock_guard lock(counts_mu_);
+    counts_[relation.id].table = relation.QualifiedName();
+  }
   return absl::OkStatus();
 }
 
@@ -41,9 +45,8 @@ absl::Status RoutingSink::OnChange(const RowChange& change) {
   router_.Route(it->second, change, &scratch_);
   Collect(RetireReason::kSchemaChanged);
   {
-    static constexpr const char* kOps[] = {"insert", "update", "delete"};
     std::lock_guard lock(counts_mu_);
-    ++counts_[{it->second.QualifiedName(), kOps[static_cast<int>(change.op)]}];
+    ++counts_[change.relation].ops[static_cast<int>(change.op)];
   }
   return absl::OkStatus();
 }
@@ -56,7 +59,7 @@ absl::Status RoutingSink::OnTruncate(const TruncateChange& truncate) {
     router_.RouteTruncate(it->second, &scratch_);
     Collect(RetireReason::kTruncated);
     std::lock_guard lock(counts_mu_);
-    ++counts_[{it->second.QualifiedName(), "truncate"}];
+    ++counts_[id].ops[3];
   }
   return absl::OkStatus();
 }
@@ -74,8 +77,15 @@ absl::Status RoutingSink::OnCommit(const TransactionCommit& commit) {
 }
 
 std::map<std::pair<std::string, std::string>, uint64_t> RoutingSink::ChangeCounts() const {
+  static constexpr const char* kOps[] = {"insert", "update", "delete", "truncate"};
+  std::map<std::pair<std::string, std::string>, uint64_t> out;
   std::lock_guard lock(counts_mu_);
-  return counts_;
+  for (const auto& [id, counts] : counts_) {
+    for (int op = 0; op < 4; ++op) {
+      if (counts.ops[op] > 0) out[{counts.table, kOps[op]}] += counts.ops[op];
+    }
+  }
+  return out;
 }
 
 absl::Status RoutingSink::OnIdlePosition(Lsn position) {

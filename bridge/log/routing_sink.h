@@ -49,8 +49,13 @@ class RoutingSink final : public TransactionSink {
   uint64_t seq_ = 0;
   Xid xid_;
   int64_t commit_unix_micros_ = 0;
+  // Changes counted by relation (by id: no string work per change), named when described.
+  struct RelationCounts {
+    std::string table;
+    uint64_t ops[4] = {};  // insert, update, delete, truncate
+  };
   mutable std::mutex counts_mu_;
-  std::map<std::pair<std::string, std::string>, uint64_t> counts_;
+  std::unordered_map<RelationId, RelationCounts> counts_;
   std::vector<shapes::ShapeEntry> scratch_;
   std::vector<RoutedEntry> entries_;
 };

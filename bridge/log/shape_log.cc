@@ -25,13 +25,9 @@ constexpr size_t kRecentTransactions = 4096;
 
 using fileio::ErrnoError;
 
-std::string IdBytes(shapes::InstanceId id) {
-  std::string out(16, '\0');
-  for (int i = 0; i < 8; ++i) {
-    out[i] = static_cast<char>(id.high() >> (56 - 8 * i));
-    out[8 + i] = static_cast<char>(id.low() >> (56 - 8 * i));
-  }
-  return out;
+std::string IdBytes(const shapes::InstanceId& id) {
+  const std::array<char, 16> bytes = InstanceIdBytes(id);
+  return std::string(bytes.data(), bytes.size());
 }
 
 shapes::InstanceId IdFromBytes(const std::string& bytes) {

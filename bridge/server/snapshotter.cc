@@ -22,9 +22,6 @@ constexpr char kNudgeInTransaction[] =
     "BEGIN; SET LOCAL synchronous_commit = on; "
     "SELECT pg_logical_emit_message(true, 'shapebridge.snapshot', ''); COMMIT";
 
-// The prefix of the logical messages snapshots write (pgoutput does not send them).
-constexpr char kNudgePrefix[] = "shapebridge.snapshot";
-
 // The shape's query: its columns, its table and its predicate with every value a parameter.
 std::string SnapshotQuery(const shapes::ShapeInstance& instance, PgConnection& sql,
                           std::vector<std::optional<std::string>>* params) {
