@@ -1,8 +1,16 @@
 #include "shapes/router.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <new>
 #include <optional>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -242,80 +250,245 @@ void CollectColumns(const Expr& expr, std::vector<int>* out) {
   for (const auto& arg : expr.args) CollectColumns(*arg, out);
 }
 
-// A hash map from int64 keys, for the index of integer-like columns: open addressing with linear
-// probing in one array, so a lookup usually touches one cache line (std::unordered_map touches
-// the bucket array, the node and its successor). Capacity is a power of two, the load at most
-// 3/4; erasing shifts the following entries back (no tombstones).
-template <typename V>
-class FlatIntMap {
+}  // namespace
+
+namespace router_internal {
+
+// An entry of a column index: the instances whose key includes one value. The first is inline
+// (most values key one instance), with what routing needs of it when the key alone decides it,
+// so that such a lookup reads nothing but this entry. 24 bytes, so that an index of 100,000
+// values stays near 4 MB, small enough to stay in cache.
+struct Bucket {
+  static constexpr uint32_t kMoved = ~uint32_t{0};
+  static constexpr uint32_t kSolo = uint32_t{1} << 31;
+
+  InstanceId first_id;  // the first instance's id
+  // The first instance's slot number + 1; 0 marks an unused map entry, kMoved an entry already
+  // moved to the map's grown array.
+  uint32_t first = 0;
+  // kSolo | definition number: the first is the only instance with the value, has no other key
+  // value and nothing to evaluate after the key. Otherwise the number + 1 of the list of the other
+  // instances with the value (0: there are none).
+  uint32_t aux = 0;
+
+  bool solo() const { return (aux & kSolo) != 0; }
+  uint32_t definition() const { return aux & ~kSolo; }
+  uint32_t rest() const { return solo() ? 0 : aux; }
+};
+static_assert(sizeof(Bucket) == 24);
+
+}  // namespace router_internal
+
+namespace {
+
+using router_internal::Bucket;
+
+uint64_t MixInt(int64_t key) { return static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ULL; }
+
+// The entries of the two kinds of index: integer-like values (int, bool, date, timestamps) are
+// their own key; text and uuid values are keyed by a view of the string the first instance's slot
+// holds, with its hash. All-zero bytes are an unused entry.
+template <typename Key>
+struct MapEntry;
+template <>
+struct MapEntry<int64_t> {
+  int64_t key;
+  Bucket value;
+  static uint64_t Hash(int64_t key) { return MixInt(key); }
+  uint64_t hash() const { return MixInt(key); }
+  void Set(int64_t k, uint64_t) { key = k; }
+};
+template <>
+struct MapEntry<std::string_view> {
+  uint64_t stored_hash;
+  std::string_view key;
+  Bucket value;
+  static uint64_t Hash(std::string_view key) {
+    return MixInt(static_cast<int64_t>(std::hash<std::string_view>{}(key)));
+  }
+  uint64_t hash() const { return stored_hash; }
+  void Set(std::string_view k, uint64_t h) {
+    key = k;
+    stored_hash = h;
+  }
+};
+static_assert(sizeof(MapEntry<int64_t>) == 32);
+
+// A zero-filled array of entries. Large ones come straight from mmap: zero pages that the kernel
+// fills in as they are touched, so allocating one costs the same at any size, and placed on
+// transparent huge pages where the kernel allows it (an index is read at random).
+template <typename Entry>
+class EntryArray {
  public:
-  V* Find(int64_t key) {
-    if (size_ == 0) return nullptr;
-    for (size_t i = Home(key);; i = (i + 1) & mask_) {
-      Entry& e = entries_[i];
-      if (!e.used) return nullptr;
-      if (e.key == key) return &e.value;
+  EntryArray() = default;
+  explicit EntryArray(size_t capacity) : capacity_(capacity), bytes_(capacity * sizeof(Entry)) {
+    static_assert(std::is_trivially_copyable_v<Entry>);
+    if (bytes_ >= kMapThreshold) {
+      void* memory =
+          mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (memory == MAP_FAILED) throw std::bad_alloc();
+      madvise(memory, bytes_, MADV_HUGEPAGE);  // advice only
+      data_ = static_cast<Entry*>(memory);
+      mapped_ = true;
+    } else {
+      data_ = static_cast<Entry*>(std::aligned_alloc(64, (bytes_ + 63) / 64 * 64));
+      if (data_ == nullptr) throw std::bad_alloc();
+      std::memset(static_cast<void*>(data_), 0, bytes_);
     }
   }
-  // The value of `key`, inserted (default) when missing. Valid until the next insertion.
-  V& FindOrInsert(int64_t key) {
-    if ((size_ + 1) * 4 > entries_.size() * 3) Grow();
-    for (size_t i = Home(key);; i = (i + 1) & mask_) {
-      Entry& e = entries_[i];
-      if (!e.used) {
-        e.used = true;
-        e.key = key;
-        ++size_;
-        return e.value;
-      }
-      if (e.key == key) return e.value;
+  EntryArray(EntryArray&& other) noexcept { Swap(other); }
+  EntryArray& operator=(EntryArray&& other) noexcept {
+    EntryArray moved(std::move(other));
+    Swap(moved);
+    return *this;
+  }
+  ~EntryArray() {
+    if (data_ == nullptr) return;
+    if (mapped_) {
+      munmap(data_, bytes_);
+    } else {
+      std::free(data_);
     }
   }
-  void Erase(int64_t key) {
-    if (size_ == 0) return;
-    size_t i = Home(key);
-    while (true) {
-      if (!entries_[i].used) return;
-      if (entries_[i].key == key) break;
-      i = (i + 1) & mask_;
-    }
-    // Move back every following entry of the run whose home is not in (i, j].
-    for (size_t j = (i + 1) & mask_; entries_[j].used; j = (j + 1) & mask_) {
-      const size_t home = Home(entries_[j].key);
-      const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-      if (stays) continue;
-      entries_[i] = std::move(entries_[j]);
-      i = j;
-    }
-    entries_[i] = Entry{};
-    --size_;
-  }
+
+  Entry& operator[](size_t i) { return data_[i]; }
+  const Entry& operator[](size_t i) const { return data_[i]; }
+  size_t capacity() const { return capacity_; }
+  bool empty() const { return data_ == nullptr; }
 
  private:
-  struct alignas(64) Entry {  // one cache line for the index's buckets
-    int64_t key = 0;
-    bool used = false;
-    V value{};
-  };
-  size_t Home(int64_t key) const {
-    return static_cast<size_t>((static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ULL) >> shift_);
+  static constexpr size_t kMapThreshold = size_t{64} << 10;
+  void Swap(EntryArray& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(capacity_, other.capacity_);
+    std::swap(bytes_, other.bytes_);
+    std::swap(mapped_, other.mapped_);
   }
-  void Grow() {
-    std::vector<Entry> old = std::move(entries_);
-    const size_t capacity = std::max<size_t>(16, old.size() * 2);
-    entries_ = std::vector<Entry>(capacity);
-    mask_ = capacity - 1;
-    shift_ = 64 - std::countr_zero(capacity);
-    size_ = 0;
-    for (Entry& e : old) {
-      if (e.used) FindOrInsert(e.key) = std::move(e.value);
+  Entry* data_ = nullptr;
+  size_t capacity_ = 0;
+  size_t bytes_ = 0;
+  bool mapped_ = false;
+};
+
+// A hash map from a value to its Bucket: open addressing with linear probing in one array, so a
+// lookup usually reads one cache line. The capacity is a power of two and the load at most 7/8.
+// Growing never stops the world: the grown array is allocated (zero pages, O(1)) and the entries
+// of the old one move over a few at a time, kMoveStep positions with each insertion or erasure,
+// while lookups search both. The old array is done long before the grown one can fill. Erasing
+// from the current array shifts the following entries back (no tombstones); erasing from the old
+// one marks the entry moved.
+template <typename Key>
+class BucketMap {
+ public:
+  using Entry = MapEntry<Key>;
+  static constexpr size_t kMoveStep = 8;
+
+  Entry* Find(Key key) {
+    const uint64_t hash = Entry::Hash(key);
+    if (Entry* e = FindIn(current_, shift_, key, hash)) return e;
+    if (!old_.empty()) return FindIn(old_, old_shift_, key, hash);
+    return nullptr;
+  }
+  // The entry of `key`, inserted (its bucket unused: first == 0) when missing; `*key_storage` is
+  // what an inserted entry's key refers to (for string keys: a string that lives as long as the
+  // entry). Valid until the next insertion or erasure.
+  Entry& FindOrInsert(Key key) {
+    MoveSome();
+    const uint64_t hash = Entry::Hash(key);
+    if (Entry* e = FindIn(current_, shift_, key, hash)) return *e;
+    if (!old_.empty()) {
+      if (Entry* e = FindIn(old_, old_shift_, key, hash)) return *e;
+    }
+    if ((size_ + 1) * 8 > current_.capacity() * 7) Grow();
+    ++size_;
+    Entry& e = Place(hash);
+    e.Set(key, hash);
+    return e;
+  }
+  void Erase(Key key) {
+    MoveSome();
+    const uint64_t hash = Entry::Hash(key);
+    if (Entry* e = FindIn(current_, shift_, key, hash)) {
+      EraseFromCurrent(static_cast<size_t>(e - &current_[0]));
+      --size_;
+    } else if (!old_.empty()) {
+      if (Entry* old = FindIn(old_, old_shift_, key, hash)) {
+        old->value = Bucket{.first = Bucket::kMoved};
+        --size_;
+      }
     }
   }
+  size_t size() const { return size_; }
+  // Starts loading the line where a lookup of `key` begins.
+  void Prefetch(Key key) const {
+    if (!current_.empty()) __builtin_prefetch(&current_[Home(Entry::Hash(key), shift_)]);
+  }
+  // Entries moved by the last insertion or erasure (at most kMoveStep).
+  size_t last_moved() const { return last_moved_; }
+  // The array emptied by the last move, for the caller to free outside its lock.
+  EntryArray<Entry> TakeRetired() { return std::move(retired_); }
 
-  std::vector<Entry> entries_;
-  size_t size_ = 0;
-  size_t mask_ = 0;
+ private:
+  static size_t Home(uint64_t hash, int shift) { return static_cast<size_t>(hash >> shift); }
+
+  static Entry* FindIn(EntryArray<Entry>& array, int shift, Key key, uint64_t hash) {
+    if (array.empty()) return nullptr;
+    const size_t mask = array.capacity() - 1;
+    for (size_t i = Home(hash, shift);; i = (i + 1) & mask) {
+      Entry& e = array[i];
+      if (e.value.first == 0) return nullptr;
+      if (e.value.first != Bucket::kMoved && e.hash() == hash && e.key == key) return &e;
+    }
+  }
+  // An unused entry of the current array for `hash`.
+  Entry& Place(uint64_t hash) {
+    const size_t mask = current_.capacity() - 1;
+    for (size_t i = Home(hash, shift_);; i = (i + 1) & mask) {
+      if (current_[i].value.first == 0) return current_[i];
+    }
+  }
+  void EraseFromCurrent(size_t i) {
+    const size_t mask = current_.capacity() - 1;
+    // Move back every following entry of the run whose home is not in (i, j].
+    for (size_t j = (i + 1) & mask; current_[j].value.first != 0; j = (j + 1) & mask) {
+      const size_t home = Home(current_[j].hash(), shift_);
+      const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (stays) continue;
+      current_[i] = current_[j];
+      i = j;
+    }
+    current_[i] = Entry{};
+  }
+  void Grow() {
+    while (!old_.empty()) MoveSome();  // cannot happen: the old array empties first
+    const size_t capacity = std::max<size_t>(16, current_.capacity() * 2);
+    old_ = std::move(current_);
+    old_shift_ = shift_;
+    current_ = EntryArray<Entry>(capacity);
+    shift_ = 64 - std::countr_zero(capacity);
+    next_move_ = 0;
+  }
+  void MoveSome() {
+    last_moved_ = 0;
+    if (old_.empty()) return;
+    for (size_t n = 0; n < kMoveStep && next_move_ < old_.capacity(); ++n, ++next_move_) {
+      Entry& e = old_[next_move_];
+      if (e.value.first == 0 || e.value.first == Bucket::kMoved) continue;
+      Place(e.hash()) = e;
+      e.value.first = Bucket::kMoved;
+      ++last_moved_;
+    }
+    if (next_move_ == old_.capacity()) retired_ = std::move(old_);
+  }
+
+  EntryArray<Entry> current_;
   int shift_ = 63;
+  EntryArray<Entry> old_;  // being moved into current_
+  int old_shift_ = 63;
+  size_t next_move_ = 0;
+  size_t size_ = 0;
+  size_t last_moved_ = 0;
+  EntryArray<Entry> retired_;
 };
 
 }  // namespace
@@ -350,58 +523,62 @@ struct alignas(64) Router::Slot {
   // Shared with the subscriptions that serve the instance.
   std::shared_ptr<const ShapeInstance> instance;
   Table* table = nullptr;
-  int references = 1;
-  int index_column = -1;  // -1: in the scan list
-  std::vector<Value> index_values;
+  int references = 1;               // guarded by registry_mu_
+  uint32_t number = 0;              // the slot's index in numbered_
+  uint32_t definition_number = 0;   // the definition's index in definitions_
+  int index_column = -1;            // -1: in the scan list
+  std::vector<Value> index_values;  // the key values (string keys of the index point here)
   // Positions in the table's `all` and (index_column == -1) `scan` lists.
   size_t all_position = 0;
   size_t scan_position = 0;
+
+  // The key alone decides: one key value and nothing to evaluate after it.
+  bool decided() const { return residual == nullptr && index_values.size() == 1; }
 };
 
 struct Router::Table {
-  // The instances keyed by one value; the first inline (most keys have one instance).
-  struct Bucket {
-    Slot* first = nullptr;
-    // Copies of first's fields, so that the common case (one instance per key value, nothing
-    // left to evaluate after the key) reads no other memory.
-    InstanceId first_id;
-    const ShapeDefinition* first_definition = nullptr;
-    bool first_decided = false;                // first has one key value and no residual
-    std::unique_ptr<std::vector<Slot*>> rest;  // null until a second instance shares the key
-
-    void SetFirst(Slot* slot) {
-      first = slot;
-      first_id = slot->id;
-      first_definition = slot->definition;
-      first_decided = slot->residual == nullptr && slot->index_values.size() == 1;
-    }
-  };
   // The keys of one column, by the value's integer (int, bool, date, timestamps) or string (text,
   // uuid) representation: the column's values all have one kind (or are null).
   struct ColumnIndex {
     int column = 0;
     ValueKind kind = ValueKind::kNull;
     size_t slots = 0;
-    FlatIntMap<Bucket> ints;
-    std::unordered_map<std::string, Bucket> strings;
+    BucketMap<int64_t> ints;
+    BucketMap<std::string_view> strings;
 
     bool by_string() const { return kind == ValueKind::kText || kind == ValueKind::kUuid; }
     Bucket* Find(const Value& v) {
       if (v.kind() != kind) return nullptr;
       if (by_string()) {
-        auto it = strings.find(v.string_value());
-        return it == strings.end() ? nullptr : &it->second;
+        auto* e = strings.Find(v.string_value());
+        return e == nullptr ? nullptr : &e->value;
       }
-      return ints.Find(v.int_value());
+      auto* e = ints.Find(v.int_value());
+      return e == nullptr ? nullptr : &e->value;
     }
+    // The bucket of `v`, inserted when missing; a string key refers to `v`'s storage.
     Bucket& Insert(const Value& v) {
-      return by_string() ? strings[v.string_value()] : ints.FindOrInsert(v.int_value());
+      return by_string() ? strings.FindOrInsert(v.string_value()).value
+                         : ints.FindOrInsert(v.int_value()).value;
     }
     void Erase(const Value& v) {
       if (by_string()) {
-        strings.erase(v.string_value());
+        strings.Erase(v.string_value());
       } else {
         ints.Erase(v.int_value());
+      }
+    }
+    // Makes the string key of `v`'s entry refer to `storage` (an equal value).
+    void Rekey(const Value& v, const Value& storage) {
+      if (by_string()) strings.Find(v.string_value())->key = storage.string_value();
+    }
+    size_t last_moved() const { return by_string() ? strings.last_moved() : ints.last_moved(); }
+    void Prefetch(const Value& v) const {
+      if (v.kind() != kind) return;
+      if (by_string()) {
+        strings.Prefetch(v.string_value());
+      } else {
+        ints.Prefetch(v.int_value());
       }
     }
   };
@@ -409,13 +586,27 @@ struct Router::Table {
   // The columns (name, type OID) the definitions were compiled against.
   std::vector<TableColumn> columns;
   std::vector<ColumnIndex> indexes;
-  std::vector<Slot*> scan;
-  std::vector<Slot*> all;
+  // Deques: growing them copies nothing.
+  std::deque<Slot*> scan;
+  std::deque<Slot*> all;
+};
+
+// Memory an update of the index released, freed once the locks are.
+struct Router::Garbage {
+  std::vector<EntryArray<MapEntry<int64_t>>> int_arrays;
+  std::vector<EntryArray<MapEntry<std::string_view>>> string_arrays;
+  std::vector<Table::ColumnIndex> indexes;
+  std::unique_ptr<Table> table;
+
+  void Collect(Table::ColumnIndex& index) {
+    if (auto a = index.ints.TakeRetired(); !a.empty()) int_arrays.push_back(std::move(a));
+    if (auto a = index.strings.TakeRetired(); !a.empty()) string_arrays.push_back(std::move(a));
+  }
 };
 
 // An instance to evaluate for the current change.
 struct Router::Candidate {
-  const Slot* slot = nullptr;
+  const Slot* slot = nullptr;  // null when `decided`
   InstanceId id;
   const ShapeDefinition* definition = nullptr;
   bool decided = false;  // no residual: the key hits decide (`slot` is not read)
@@ -426,8 +617,17 @@ struct Router::Candidate {
 Router::Router() = default;
 Router::~Router() = default;
 
+uint32_t Router::SoloAux(const Slot& slot) const {
+  return slot.decided() ? Bucket::kSolo | slot.definition_number : 0;
+}
+
+void Router::SetFirst(router_internal::Bucket& bucket, const Slot& slot) const {
+  bucket.first_id = slot.id;
+  bucket.first = slot.number + 1;
+}
+
 absl::Status Router::AddInstance(std::shared_ptr<const ShapeInstance> instance) {
-  // The index key and the residual are worked out before taking the lock.
+  // The index key and the residual are worked out before taking a lock.
   std::optional<IndexChoice> choice = ChooseIndex(*instance);
   const TableSchema& schema = instance->definition().table;
   std::string table_name = schema.QualifiedName();
@@ -442,122 +642,207 @@ absl::Status Router::AddInstance(std::shared_ptr<const ShapeInstance> instance) 
   }
   slot->instance = std::move(instance);
 
-  std::lock_guard lock(mu_);
+  Garbage garbage;  // freed after the locks are released
+  std::lock_guard registry(registry_mu_);
   auto existing = slots_.find(slot->id);
   if (existing != slots_.end()) {
     ++existing->second->references;
     return absl::OkStatus();
   }
-  auto [it, created] = tables_.try_emplace(table_name);
-  if (created) {
-    it->second = std::make_unique<Table>();
-    it->second->name = table_name;
-    it->second->columns = schema.columns;
-  } else {
-    const auto& columns = it->second->columns;
-    const bool same = std::equal(columns.begin(), columns.end(), schema.columns.begin(),
-                                 schema.columns.end(), [](const auto& a, const auto& b) {
-                                   return a.name == b.name && a.type_oid == b.type_oid &&
-                                          a.is_array == b.is_array;
-                                 });
-    if (!same) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("shape ", slot->definition->name, ": compiled against other columns of ",
-                       table_name, " than the shapes already routed; recompile the definitions"));
-    }
-  }
-  Table& table = *it->second;
-  slot->table = &table;
-  if (slot->index_column >= 0) {
-    auto index = std::find_if(table.indexes.begin(), table.indexes.end(),
-                              [&](const auto& ix) { return ix.column == slot->index_column; });
-    if (index == table.indexes.end()) {
-      // Every key value has the column's kind (IndexableConjunct checks it).
-      table.indexes.push_back(
-          Table::ColumnIndex{.column = slot->index_column,
-                             .kind = *IndexableKind(schema.columns[slot->index_column])});
-      index = table.indexes.end() - 1;
-    }
-    ++index->slots;
-    for (const Value& v : slot->index_values) {
-      Table::Bucket& bucket = index->Insert(v);
-      if (bucket.first == nullptr) {
-        bucket.SetFirst(slot.get());
-      } else {
-        if (!bucket.rest) bucket.rest = std::make_unique<std::vector<Slot*>>();
-        bucket.rest->push_back(slot.get());
+  {
+    std::lock_guard lock(mu_);
+    auto [it, created] = tables_.try_emplace(table_name);
+    if (created) {
+      it->second = std::make_unique<Table>();
+      it->second->name = table_name;
+      it->second->columns = schema.columns;
+    } else {
+      const auto& columns = it->second->columns;
+      const bool same = std::equal(columns.begin(), columns.end(), schema.columns.begin(),
+                                   schema.columns.end(), [](const auto& a, const auto& b) {
+                                     return a.name == b.name && a.type_oid == b.type_oid &&
+                                            a.is_array == b.is_array;
+                                   });
+      if (!same) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("shape ", slot->definition->name, ": compiled against other columns of ",
+                         table_name, " than the shapes already routed; recompile the definitions"));
       }
     }
-  } else {
-    slot->scan_position = table.scan.size();
-    table.scan.push_back(slot.get());
-    stats_.scan_instances.fetch_add(1, std::memory_order_relaxed);
+    Table& table = *it->second;
+    slot->table = &table;
+    if (free_numbers_.empty()) {
+      slot->number = static_cast<uint32_t>(numbered_.size());
+      numbered_.push_back(slot.get());
+    } else {
+      slot->number = free_numbers_.back();
+      free_numbers_.pop_back();
+      numbered_[slot->number] = slot.get();
+    }
+    slot->definition_number = UseDefinition(slot->definition);
+    size_t moved = 0;
+    if (slot->index_column >= 0) {
+      auto index = std::find_if(table.indexes.begin(), table.indexes.end(),
+                                [&](const auto& ix) { return ix.column == slot->index_column; });
+      if (index == table.indexes.end()) {
+        // Every key value has the column's kind (IndexableConjunct checks it).
+        table.indexes.push_back(
+            Table::ColumnIndex{.column = slot->index_column,
+                               .kind = *IndexableKind(schema.columns[slot->index_column])});
+        index = table.indexes.end() - 1;
+      }
+      ++index->slots;
+      for (const Value& v : slot->index_values) {
+        Bucket& bucket = index->Insert(v);
+        moved += index->last_moved();
+        if (bucket.first == 0) {
+          SetFirst(bucket, *slot);
+          bucket.aux = SoloAux(*slot);
+        } else {
+          if (bucket.rest() == 0) bucket.aux = NewRest();
+          rests_[bucket.rest() - 1].push_back(slot.get());
+        }
+      }
+      garbage.Collect(*index);
+    } else {
+      slot->scan_position = table.scan.size();
+      table.scan.push_back(slot.get());
+      stats_.scan_instances.fetch_add(1, std::memory_order_relaxed);
+    }
+    slot->all_position = table.all.size();
+    table.all.push_back(slot.get());
+    NoteMoves(moved);
+    stats_.instances.fetch_add(1, std::memory_order_relaxed);
   }
-  slot->all_position = table.all.size();
-  table.all.push_back(slot.get());
   slots_.emplace(slot->id, std::move(slot));
-  stats_.instances.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
 bool Router::RemoveInstance(InstanceId id) {
-  std::unique_ptr<Slot> removed;  // destroyed after the lock is released
+  Garbage garbage;                // freed after the locks are released
+  std::unique_ptr<Slot> removed;  // likewise
+  std::lock_guard registry(registry_mu_);
+  auto it = slots_.find(id);
+  if (it == slots_.end()) return false;
+  Slot* slot = it->second.get();
+  if (--slot->references > 0) return true;
   {
     std::lock_guard lock(mu_);
-    auto it = slots_.find(id);
-    if (it == slots_.end()) return false;
-    Slot* slot = it->second.get();
-    if (--slot->references > 0) return true;
     Table& table = *slot->table;
-    auto erase_from = [slot](std::vector<Slot*>& v) {
-      auto pos = std::find(v.begin(), v.end(), slot);
-      if (pos != v.end()) {
-        *pos = v.back();
-        v.pop_back();
-      }
-    };
+    size_t moved = 0;
     if (slot->index_column >= 0) {
       auto index = std::find_if(table.indexes.begin(), table.indexes.end(),
                                 [&](const auto& ix) { return ix.column == slot->index_column; });
       for (const Value& v : slot->index_values) {
-        Table::Bucket* bucket = index->Find(v);
-        if (bucket->first == slot) {
-          if (!bucket->rest || bucket->rest->empty()) {
+        Bucket& bucket = *index->Find(v);
+        if (bucket.first == slot->number + 1) {
+          if (bucket.rest() == 0) {
             index->Erase(v);
-          } else {
-            bucket->SetFirst(bucket->rest->back());
-            bucket->rest->pop_back();
+            moved += index->last_moved();
+            continue;
           }
+          std::vector<Slot*>& rest = rests_[bucket.rest() - 1];
+          Slot* next = rest.back();
+          rest.pop_back();
+          SetFirst(bucket, *next);
+          if (rest.empty()) {
+            FreeRest(bucket.rest());
+            bucket.aux = SoloAux(*next);
+          }
+          // The key now refers to the new first instance's copy of the value.
+          index->Rekey(v, *std::find(next->index_values.begin(), next->index_values.end(), v));
         } else {
-          erase_from(*bucket->rest);
+          std::vector<Slot*>& rest = rests_[bucket.rest() - 1];
+          auto pos = std::find(rest.begin(), rest.end(), slot);
+          *pos = rest.back();
+          rest.pop_back();
+          if (rest.empty()) {
+            FreeRest(bucket.rest());
+            bucket.aux = SoloAux(*numbered_[bucket.first - 1]);
+          }
         }
       }
-      if (--index->slots == 0) table.indexes.erase(index);
+      garbage.Collect(*index);
+      if (--index->slots == 0) {
+        garbage.indexes.push_back(std::move(*index));
+        table.indexes.erase(index);
+      }
     } else {
-      Slot* moved = table.scan.back();
-      table.scan[slot->scan_position] = moved;
-      moved->scan_position = slot->scan_position;
+      Slot* moved_slot = table.scan.back();
+      table.scan[slot->scan_position] = moved_slot;
+      moved_slot->scan_position = slot->scan_position;
       table.scan.pop_back();
       stats_.scan_instances.fetch_sub(1, std::memory_order_relaxed);
     }
-    Slot* moved = table.all.back();
-    table.all[slot->all_position] = moved;
-    moved->all_position = slot->all_position;
+    Slot* moved_slot = table.all.back();
+    table.all[slot->all_position] = moved_slot;
+    moved_slot->all_position = slot->all_position;
     table.all.pop_back();
     if (table.all.empty()) {
-      const std::string name = table.name;  // erasing destroys `table`
-      tables_.erase(name);
+      auto entry = tables_.find(table.name);
+      garbage.table = std::move(entry->second);
+      tables_.erase(entry);
     }
-    removed = std::move(it->second);
-    slots_.erase(it);
+    numbered_[slot->number] = nullptr;
+    free_numbers_.push_back(slot->number);
+    DropDefinition(slot->definition_number);
+    NoteMoves(moved);
     stats_.instances.fetch_sub(1, std::memory_order_relaxed);
   }
+  removed = std::move(it->second);
+  slots_.erase(it);
   return true;
 }
 
 bool Router::Contains(InstanceId id) const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(registry_mu_);
   return slots_.contains(id);
+}
+
+uint32_t Router::UseDefinition(const ShapeDefinition* definition) {
+  auto [it, created] = definition_numbers_.try_emplace(definition, 0);
+  if (created) {
+    if (free_definitions_.empty()) {
+      it->second = static_cast<uint32_t>(definitions_.size());
+      definitions_.push_back(DefinitionUse{});
+    } else {
+      it->second = free_definitions_.back();
+      free_definitions_.pop_back();
+    }
+    definitions_[it->second] = DefinitionUse{.definition = definition, .users = 0};
+  }
+  ++definitions_[it->second].users;
+  return it->second;
+}
+
+void Router::DropDefinition(uint32_t number) {
+  DefinitionUse& use = definitions_[number];
+  if (--use.users > 0) return;
+  definition_numbers_.erase(use.definition);
+  use = DefinitionUse{};
+  free_definitions_.push_back(number);
+}
+
+uint32_t Router::NewRest() {
+  if (free_rests_.empty()) {
+    rests_.emplace_back();
+    return static_cast<uint32_t>(rests_.size());
+  }
+  const uint32_t number = free_rests_.back();
+  free_rests_.pop_back();
+  return number + 1;
+}
+
+void Router::FreeRest(uint32_t rest) {
+  std::vector<Slot*>().swap(rests_[rest - 1]);
+  free_rests_.push_back(rest - 1);
+}
+
+void Router::NoteMoves(size_t moved) {
+  stats_.index_moves.fetch_add(moved, std::memory_order_relaxed);
+  if (moved > stats_.max_index_moves.load(std::memory_order_relaxed)) {
+    stats_.max_index_moves.store(moved, std::memory_order_relaxed);
+  }
 }
 
 bool Router::MatchesOrCount(const Expr& expr, const std::vector<Value>& row) {
@@ -650,15 +935,47 @@ void Router::RefetchAll(const Table& table, std::vector<ShapeEntry>* out) {
   stats_.must_refetch.fetch_add(table.all.size(), std::memory_order_relaxed);
 }
 
-void Router::Route(const RelationInfo& relation, const RowChange& change,
-                   std::vector<ShapeEntry>* out) {
-  std::lock_guard lock(mu_);
+Router::Table* Router::FindTable(const RelationInfo& relation) {
   table_key_.assign(relation.schema);
   table_key_.push_back('.');
   table_key_.append(relation.name);
   auto it = tables_.find(table_key_);
-  if (it == tables_.end()) return;
-  Table& table = *it->second;
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
+void Router::Route(const RelationInfo& relation, const RowChange& change,
+                   std::vector<ShapeEntry>* out) {
+  std::lock_guard lock(mu_);
+  if (Table* table = FindTable(relation)) RouteIn(*table, relation, change, out);
+}
+
+void Router::Route(const RelationInfo& relation, std::span<const RowChange> changes,
+                   std::vector<ShapeEntry>* out) {
+  // An index larger than the cache costs a miss per lookup; starting the lookups of the next
+  // changes while this one is routed overlaps those latencies.
+  constexpr size_t kAhead = 8;
+  std::lock_guard lock(mu_);
+  Table* table = FindTable(relation);
+  if (table == nullptr) return;
+  const size_t first = std::min(kAhead, changes.size());
+  for (size_t i = 0; i < first; ++i) Prefetch(*table, changes[i]);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (i + kAhead < changes.size()) Prefetch(*table, changes[i + kAhead]);
+    RouteIn(*table, relation, changes[i], out);
+  }
+}
+
+void Router::Prefetch(const Table& table, const RowChange& change) const {
+  for (const Table::ColumnIndex& index : table.indexes) {
+    const size_t c = static_cast<size_t>(index.column);
+    for (const std::vector<Value>* row : {&change.old_values, &change.new_values}) {
+      if (c < row->size()) index.Prefetch((*row)[c]);
+    }
+  }
+}
+
+void Router::RouteIn(Table& table, const RelationInfo& relation, const RowChange& change,
+                     std::vector<ShapeEntry>* out) {
   stats_.changes.fetch_add(1, std::memory_order_relaxed);
 
   // The definitions index rows by the catalog's column order; a relation with other columns
@@ -719,21 +1036,20 @@ void Router::Route(const RelationInfo& relation, const RowChange& change,
     candidate.new_hit |= new_side;
   };
   auto look_up = [&](Table::ColumnIndex& index, const Value& v, bool old_side, bool new_side) {
-    Table::Bucket* bucket = index.Find(v);
+    const Bucket* bucket = index.Find(v);
     if (bucket == nullptr) return;
-    if (bucket->first_decided) {
+    if (bucket->solo()) {
       // One key value: no other lookup of this change can find it again.
-      candidates_.push_back(Candidate{.slot = bucket->first,
-                                      .id = bucket->first_id,
-                                      .definition = bucket->first_definition,
+      candidates_.push_back(Candidate{.id = bucket->first_id,
+                                      .definition = definitions_[bucket->definition()].definition,
                                       .decided = true,
                                       .old_hit = old_side,
                                       .new_hit = new_side});
-    } else {
-      hit(bucket->first, old_side, new_side);
+      return;
     }
-    if (bucket->rest) {
-      for (Slot* slot : *bucket->rest) hit(slot, old_side, new_side);
+    hit(numbered_[bucket->first - 1], old_side, new_side);
+    if (bucket->rest() != 0) {
+      for (Slot* slot : rests_[bucket->rest() - 1]) hit(slot, old_side, new_side);
     }
   };
   for (Table::ColumnIndex& index : table.indexes) {

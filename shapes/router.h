@@ -15,16 +15,24 @@
 // list: their whole predicate is evaluated for every change of the table, and they are counted.
 //
 // Threads: Route and RouteTruncate are called by one routing thread. AddInstance and
-// RemoveInstance may be called from any thread at any time, also while Route runs: they hold the
-// router's lock only for the update of that instance's own index entries: a hash insert or erase
-// per key value (a removal also searches the bucket of each of its values, which is short unless
-// many instances share a key value). Growing a hash table when it fills is the exception: it
-// rehashes the column's index (amortized O(1) per instance, but one pause of O(instances)).
+// RemoveInstance may be called from any thread at any time, also while Route runs; they hold the
+// routing lock only for the update of that instance's own index entries: a hash insert or erase
+// per key value (a removal also searches the list of each of its values, which is short unless
+// many instances share a key value). Nothing in that work grows with the number of instances: a
+// column index that fills grows incrementally (each insertion or erasure moves a few entries of
+// the old array to the new one), the lists of instances are deques, and the registry of
+// instances by id is under a lock of its own, which routing does not take.
+//
+// Memory: an indexed key value costs 32 bytes (int-like) or 48 bytes (text, uuid) at a load of at
+// most 7/8, so 100,000 instances of an integer-keyed shape need a 4 MB index; lookups stay fast
+// while the index fits the processor's cache.
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +42,10 @@
 #include "shapes/instance.h"
 
 namespace shapebridge::shapes {
+
+namespace router_internal {
+struct Bucket;  // an entry of a column index
+}  // namespace router_internal
 
 enum class EntryKind : uint8_t {
   kInsert,       // a new row of the instance: an INSERT, or an UPDATE that made it match (move-in)
@@ -75,6 +87,10 @@ struct RouterStats {
   std::atomic<uint64_t> schema_mismatches{0};  // changes whose columns differ from the definitions'
   std::atomic<uint64_t> instances{0};          // registered instances (gauge)
   std::atomic<uint64_t> scan_instances{0};     // of which without an indexable conjunct (gauge)
+  std::atomic<uint64_t> index_moves{0};        // index entries moved to grown arrays
+  // The most index entries one AddInstance or RemoveInstance moved (bounded by a small constant
+  // per key value of the instance: growing an index never pauses routing for long).
+  std::atomic<uint64_t> max_index_moves{0};
 };
 
 class Router {
@@ -100,6 +116,11 @@ class Router {
   // relation no longer has the columns the definitions were compiled against, gives every
   // instance of the table a kMustRefetch entry.
   void Route(const RelationInfo& relation, const RowChange& change, std::vector<ShapeEntry>* out);
+  // Routes changes of one relation in order: the same entries as routing each in turn, but the
+  // index lookups of the next few changes start ahead, which hides most of their memory latency
+  // when the index is larger than the cache.
+  void Route(const RelationInfo& relation, std::span<const RowChange> changes,
+             std::vector<ShapeEntry>* out);
   // A TRUNCATE of `relation`: a kMustRefetch entry for every instance of the table.
   void RouteTruncate(const RelationInfo& relation, std::vector<ShapeEntry>* out);
 
@@ -109,17 +130,49 @@ class Router {
   struct Slot;
   struct Table;
   struct Candidate;
+  struct Garbage;
+  struct DefinitionUse {
+    const ShapeDefinition* definition = nullptr;
+    size_t users = 0;
+  };
 
   // Emits the entries of one instance for the change.
   void Evaluate(const Candidate& candidate, const std::vector<Value>* old_row,
                 const std::vector<Value>* new_row, std::vector<ShapeEntry>* out);
   bool MatchesOrCount(const Expr& expr, const std::vector<Value>& row);
   void RefetchAll(const Table& table, std::vector<ShapeEntry>* out);
+  // Routing, under mu_.
+  Table* FindTable(const RelationInfo& relation);
+  void Prefetch(const Table& table, const RowChange& change) const;
+  void RouteIn(Table& table, const RelationInfo& relation, const RowChange& change,
+               std::vector<ShapeEntry>* out);
+  // Index bookkeeping, under mu_.
+  uint32_t SoloAux(const Slot& slot) const;
+  void SetFirst(router_internal::Bucket& bucket, const Slot& slot) const;
+  uint32_t UseDefinition(const ShapeDefinition* definition);
+  void DropDefinition(uint32_t number);
+  uint32_t NewRest();
+  void FreeRest(uint32_t rest);
+  void NoteMoves(size_t moved);
 
+  // The instances by id and their reference counts. Lock order: registry_mu_, then mu_.
+  mutable std::mutex registry_mu_;
+  std::unordered_map<InstanceId, std::unique_ptr<Slot>> slots_;
+
+  // The routing lock: the index and everything below.
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Table>> tables_;  // by "schema.table"
-  std::unordered_map<InstanceId, std::unique_ptr<Slot>> slots_;
-  // Routing scratch, used under mu_.
+  // Slots by number (an index bucket names its first instance by number), numbers to reuse.
+  std::deque<Slot*> numbered_;
+  std::deque<uint32_t> free_numbers_;
+  // Definitions by number (a bucket of a key that decides alone names its definition).
+  std::deque<DefinitionUse> definitions_;
+  std::deque<uint32_t> free_definitions_;
+  std::unordered_map<const ShapeDefinition*, uint32_t> definition_numbers_;
+  // The other instances of the key values that key more than one, by number.
+  std::deque<std::vector<Slot*>> rests_;
+  std::deque<uint32_t> free_rests_;
+  // Routing scratch.
   uint64_t epoch_ = 0;
   std::string table_key_;
   std::vector<Candidate> candidates_;

@@ -301,7 +301,7 @@ absl::Status EmbeddedLog::OnBegin(const TransactionBegin& begin) {
   return w.Append();
 }
 
-absl::Status EmbeddedLog::OnChange(const RowChange& change) {
+absl::Status EmbeddedLog::OnChange(RowChange change) {
   Impl& w = *impl_;
   if (!w.in_txn) return absl::FailedPreconditionError("change outside a transaction");
   if (w.skipping) return absl::OkStatus();

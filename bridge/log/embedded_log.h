@@ -52,7 +52,7 @@ class EmbeddedLog final : public TransactionSink {
   Lsn DurableLsn() const override { return durable_; }
   absl::Status OnRelation(const RelationInfo& relation) override;
   absl::Status OnBegin(const TransactionBegin& begin) override;
-  absl::Status OnChange(const RowChange& change) override;
+  absl::Status OnChange(RowChange change) override;
   absl::Status OnTruncate(const TruncateChange& truncate) override;
   absl::Status OnCommit(const TransactionCommit& commit) override;
   absl::Status OnIdlePosition(Lsn position) override;

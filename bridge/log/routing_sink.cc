@@ -1,5 +1,7 @@
 #include "bridge/log/routing_sink.h"
 
+#include <span>
+
 #include "absl/strings/str_cat.h"
 
 namespace shapebridge {
@@ -8,6 +10,7 @@ RoutingSink::RoutingSink(shapes::Router& router, ShapeLog& log)
     : router_(router), log_(log), written_through_(log.DurableLsn()) {}
 
 absl::Status RoutingSink::OnRelation(const RelationInfo& relation) {
+  RoutePending();  // with the description they were decoded with
   relations_[relation.id] = relation;
   {
     std::lock_guard lock(counts_mu_);
@@ -19,6 +22,7 @@ absl::Status RoutingSink::OnRelation(const RelationInfo& relation) {
 absl::Status RoutingSink::OnBegin(const TransactionBegin& begin) {
   // A transaction that began but never committed (the session ended) is simply dropped.
   entries_.clear();
+  pending_.clear();
   skipping_ = begin.commit_lsn < written_through_;
   xid_ = begin.xid;
   commit_unix_micros_ = begin.commit_time.unix_micros();
@@ -35,24 +39,36 @@ void RoutingSink::Collect(RetireReason refetch_reason) {
   scratch_.clear();
 }
 
-absl::Status RoutingSink::OnChange(const RowChange& change) {
+absl::Status RoutingSink::OnChange(RowChange change) {
   if (skipping_) return absl::OkStatus();
-  auto it = relations_.find(change.relation);
-  if (it == relations_.end()) {
+  if (!relations_.contains(change.relation)) {
     return absl::InternalError(
         absl::StrCat("change of relation ", change.relation.value(), " before its description"));
   }
-  router_.Route(it->second, change, &scratch_);
-  Collect(RetireReason::kSchemaChanged);
   {
     std::lock_guard lock(counts_mu_);
     ++counts_[change.relation].ops[static_cast<int>(change.op)];
   }
+  pending_.push_back(std::move(change));
+  if (pending_.size() >= kRouteBatch) RoutePending();
   return absl::OkStatus();
+}
+
+void RoutingSink::RoutePending() {
+  for (size_t begin = 0; begin < pending_.size();) {
+    size_t end = begin + 1;
+    while (end < pending_.size() && pending_[end].relation == pending_[begin].relation) ++end;
+    router_.Route(relations_.at(pending_[begin].relation),
+                  std::span<const RowChange>(pending_).subspan(begin, end - begin), &scratch_);
+    Collect(RetireReason::kSchemaChanged);
+    begin = end;
+  }
+  pending_.clear();
 }
 
 absl::Status RoutingSink::OnTruncate(const TruncateChange& truncate) {
   if (skipping_) return absl::OkStatus();
+  RoutePending();
   for (RelationId id : truncate.relations) {
     auto it = relations_.find(id);
     if (it == relations_.end()) continue;
@@ -69,6 +85,7 @@ absl::Status RoutingSink::OnCommit(const TransactionCommit& commit) {
     skipping_ = false;
     return absl::OkStatus();
   }
+  RoutePending();
   absl::Status s = log_.AppendTransaction(seq_, commit.xid, commit.commit_lsn, commit.end_lsn,
                                           commit_unix_micros_, entries_);
   entries_.clear();
@@ -96,6 +113,7 @@ absl::Status RoutingSink::OnIdlePosition(Lsn position) {
 
 absl::Status RoutingSink::OnStreamReset(Lsn position, std::string_view reason) {
   entries_.clear();
+  pending_.clear();
   skipping_ = false;
   written_through_ = position;
   return log_.ResetAll(position, reason);

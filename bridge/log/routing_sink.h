@@ -15,19 +15,23 @@
 namespace shapebridge {
 
 // The routing stage: the TransactionSink that turns the replication stream into shape log
-// entries. Each change goes through the router as it arrives; the entries of a transaction are
-// held until its commit (memory grows with the entries a transaction gives the registered
-// instances, not with the transaction) and then appended to the ShapeLog at once. Durability and
-// the flush position are the ShapeLog's. Called from the replication thread only (see
-// TransactionSink); the router and the log must outlive it.
+// entries. Changes go through the router in runs of up to kRouteBatch (see Router::Route of a
+// span: the index lookups of a run overlap), always before a relation is redescribed, before a
+// truncate and at the commit; the entries of a transaction are held until its commit (memory grows
+// with the entries a transaction gives the registered instances, not with the transaction) and then
+// appended to the ShapeLog at once. Durability and the flush position are the ShapeLog's. Called
+// from the replication thread only (see TransactionSink); the router and the log must outlive it.
 class RoutingSink final : public TransactionSink {
  public:
+  // The longest run of changes routed at once.
+  static constexpr size_t kRouteBatch = 32;
+
   RoutingSink(shapes::Router& router, ShapeLog& log);
 
   Lsn DurableLsn() const override { return log_.DurableLsn(); }
   absl::Status OnRelation(const RelationInfo& relation) override;
   absl::Status OnBegin(const TransactionBegin& begin) override;
-  absl::Status OnChange(const RowChange& change) override;
+  absl::Status OnChange(RowChange change) override;
   absl::Status OnTruncate(const TruncateChange& truncate) override;
   absl::Status OnCommit(const TransactionCommit& commit) override;
   absl::Status OnIdlePosition(Lsn position) override;
@@ -40,6 +44,8 @@ class RoutingSink final : public TransactionSink {
 
  private:
   void Collect(RetireReason refetch_reason);
+  // Routes the pending changes, in order.
+  void RoutePending();
 
   shapes::Router& router_;
   ShapeLog& log_;
@@ -56,6 +62,7 @@ class RoutingSink final : public TransactionSink {
   };
   mutable std::mutex counts_mu_;
   std::unordered_map<RelationId, RelationCounts> counts_;
+  std::vector<RowChange> pending_;  // changes of the open transaction not routed yet
   std::vector<shapes::ShapeEntry> scratch_;
   std::vector<RoutedEntry> entries_;
 };

@@ -275,7 +275,7 @@ absl::Status Replicator::HandleMessage(std::string_view payload) {
             change.new_values = *std::move(new_values);
           }
           stats_.changes.fetch_add(1);
-          return sink_.OnChange(change);
+          return sink_.OnChange(std::move(change));
         } else if constexpr (std::is_same_v<T, pgoutput::Truncate>) {
           return sink_.OnTruncate(TruncateChange{
               .relations = m.relations,

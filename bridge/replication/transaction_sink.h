@@ -35,7 +35,8 @@ class TransactionSink {
 
   virtual absl::Status OnRelation(const RelationInfo& relation) = 0;
   virtual absl::Status OnBegin(const TransactionBegin& begin) = 0;
-  virtual absl::Status OnChange(const RowChange& change) = 0;
+  // The change is the sink's to keep (the replicator moves each decoded change in).
+  virtual absl::Status OnChange(RowChange change) = 0;
   virtual absl::Status OnTruncate(const TruncateChange& truncate) = 0;
   virtual absl::Status OnCommit(const TransactionCommit& commit) = 0;
 

@@ -511,7 +511,7 @@ class LaggingDurabilitySink final : public TransactionSink {
   Lsn DurableLsn() const override { return inner_.DurableLsn(); }
   absl::Status OnRelation(const RelationInfo& r) override { return inner_.OnRelation(r); }
   absl::Status OnBegin(const TransactionBegin& b) override { return inner_.OnBegin(b); }
-  absl::Status OnChange(const RowChange& c) override { return inner_.OnChange(c); }
+  absl::Status OnChange(RowChange c) override { return inner_.OnChange(std::move(c)); }
   absl::Status OnTruncate(const TruncateChange& t) override { return inner_.OnTruncate(t); }
   absl::Status OnCommit(const TransactionCommit& c) override { return inner_.OnCommit(c); }
   absl::Status OnIdlePosition(Lsn p) override { return inner_.OnIdlePosition(p); }
