@@ -389,9 +389,9 @@ class BucketMap {
     if (!old_.empty()) return FindIn(old_, old_shift_, key, hash);
     return nullptr;
   }
-  // The entry of `key`, inserted (its bucket unused: first == 0) when missing; `*key_storage` is
-  // what an inserted entry's key refers to (for string keys: a string that lives as long as the
-  // entry). Valid until the next insertion or erasure.
+  // The entry of `key`, inserted (its bucket unused: first == 0) when missing; a string key must
+  // refer to a string that lives as long as the entry (see Rekey). Valid until the next insertion
+  // or erasure.
   Entry& FindOrInsert(Key key) {
     MoveSome();
     const uint64_t hash = Entry::Hash(key);
@@ -425,8 +425,8 @@ class BucketMap {
   }
   // Entries moved by the last insertion or erasure (at most kMoveStep).
   size_t last_moved() const { return last_moved_; }
-  // The array emptied by the last move, for the caller to free outside its lock.
-  EntryArray<Entry> TakeRetired() { return std::move(retired_); }
+  // The arrays emptied by moves, for the caller to free outside its lock.
+  std::vector<EntryArray<Entry>> TakeRetired() { return std::exchange(retired_, {}); }
 
  private:
   static size_t Home(uint64_t hash, int shift) { return static_cast<size_t>(hash >> shift); }
@@ -478,7 +478,7 @@ class BucketMap {
       e.value.first = Bucket::kMoved;
       ++last_moved_;
     }
-    if (next_move_ == old_.capacity()) retired_ = std::move(old_);
+    if (next_move_ == old_.capacity()) retired_.push_back(std::move(old_));
   }
 
   EntryArray<Entry> current_;
@@ -488,7 +488,7 @@ class BucketMap {
   size_t next_move_ = 0;
   size_t size_ = 0;
   size_t last_moved_ = 0;
-  EntryArray<Entry> retired_;
+  std::vector<EntryArray<Entry>> retired_;
 };
 
 }  // namespace
@@ -599,8 +599,8 @@ struct Router::Garbage {
   std::unique_ptr<Table> table;
 
   void Collect(Table::ColumnIndex& index) {
-    if (auto a = index.ints.TakeRetired(); !a.empty()) int_arrays.push_back(std::move(a));
-    if (auto a = index.strings.TakeRetired(); !a.empty()) string_arrays.push_back(std::move(a));
+    for (auto& a : index.ints.TakeRetired()) int_arrays.push_back(std::move(a));
+    for (auto& a : index.strings.TakeRetired()) string_arrays.push_back(std::move(a));
   }
 };
 
