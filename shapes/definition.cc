@@ -73,6 +73,19 @@ absl::StatusOr<std::shared_ptr<const ShapeDefinition>> CompileDefinition(
   def->name = spec.name;
   def->table = table;
   def->writable = spec.writable;
+  if (spec.writable) {
+    // Authorization of a write asks whether the caller's token allows a binding under which the
+    // row is in the shape: a parameter the token does not bound would allow every row.
+    for (const ParamSpec& p : spec.params) {
+      if (p.source == ParamSource::kRequest && p.claim.empty()) {
+        return error("writable",
+                     absl::StrCat("parameter $", p.name,
+                                  " comes from the request with no claim to limit it, so the "
+                                  "shape would let anyone write any row; take it from a claim "
+                                  "(from: claim) or limit it to a claim's values (claim: ...)"));
+      }
+    }
+  }
 
   // The table.
   const size_t dot = spec.table.find('.');

@@ -12,6 +12,7 @@
 #include "bridge/common/pg.h"
 #include "bridge/log/routing_sink.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/writeback/writer.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -76,6 +77,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Histogram>* initial_sync = nullptr;
   prometheus::Histogram* commit_to_client = nullptr;
   prometheus::Histogram* log_sync = nullptr;
+  prometheus::Histogram* push = nullptr;
 
   // The slot, as pg_replication_slots last showed it.
   std::atomic<bool> slot_polled{false};
@@ -234,6 +236,22 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
   AddValue(disconnects, server.auth_failures.load(), {{"reason", "auth"}});
   AddValue(disconnects, server.request_errors.load(), {{"reason", "error"}});
   out.push_back(std::move(disconnects));
+
+  if (const Writer* writer = service.writer()) {
+    const WriterStats& w = writer->stats();
+    MetricFamily mutations = Family("shapebridge_push_mutations_total",
+                                    "Pushed mutations, by result", MetricType::Counter);
+    AddValue(mutations, w.applied.load(), {{"result", "applied"}});
+    AddValue(mutations, w.rejected.load(), {{"result", "rejected"}});
+    AddValue(mutations, w.duplicates.load(), {{"result", "duplicate"}});
+    out.push_back(std::move(mutations));
+    MetricFamily batches =
+        Family("shapebridge_push_batches_total", "Push calls that reached Postgres, by result",
+               MetricType::Counter);
+    AddValue(batches, w.batches.load(), {{"result", "committed"}});
+    AddValue(batches, w.failed_batches.load(), {{"result", "failed"}});
+    out.push_back(std::move(batches));
+  }
   return out;
 }
 
@@ -345,11 +363,17 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& co
                     .Help("Writing and syncing the shape log journal (the log's append latency)")
                     .Register(*m.registry)
                     .Add({}, kSyncBuckets);
+  m.push = &prometheus::BuildHistogram()
+                .Name("shapebridge_push_seconds")
+                .Help("Push calls (write-back), from the request to the committed transaction")
+                .Register(*m.registry)
+                .Add({}, kLatencyBuckets);
   // Every shape's series exists from the start, so dashboards and alerts see zeros, not gaps.
   for (const auto& shape : service.config().shapes)
     m.initial_sync->Add({{"shape", shape.name}}, kLatencyBuckets);
   prometheus::Family<prometheus::Histogram>* initial_sync = m.initial_sync;
   prometheus::Histogram* commit_to_client = m.commit_to_client;
+  prometheus::Histogram* push = m.push;
   service.SetServerObservers(ServerObservers{
       .initial_sync =
           [initial_sync](const std::string& shape, double seconds) {
@@ -357,6 +381,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& co
           },
       .commit_to_client =
           [commit_to_client](double seconds) { commit_to_client->Observe(seconds); },
+      .push = [push](double seconds) { push->Observe(seconds); },
   });
   prometheus::Histogram* log_sync = m.log_sync;
   service.shape_log().SetSyncObserver([log_sync](double seconds) { log_sync->Observe(seconds); });

@@ -4,6 +4,7 @@
 #include "bridge/common/pg.h"
 #include "bridge/log/routing_sink.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/writeback/writer.h"
 #include "shapes/router.h"
 #include "spdlog/spdlog.h"
 
@@ -45,8 +46,16 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   s->replicator_ = std::make_unique<Replicator>(config.replication, *s->sink_);
   s->snapshotter_ = std::make_unique<Snapshotter>(config.snapshot, *s->log_);
   s->definitions_ = definitions.size();
+  std::vector<std::shared_ptr<const shapes::ShapeDefinition>> all;
+  for (const auto& [name, def] : definitions) all.push_back(def);
+  auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all));
+  if (writer->enabled()) {
+    if (absl::Status st = writer->Prepare(); !st.ok()) return st;
+    s->writer_ = std::move(writer);
+  }
   s->server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s->log_,
                                             *s->snapshotter_, *s->verifier_);
+  s->server_->SetWriter(s->writer_.get());
   auto metrics = Metrics::Create(config.metrics, *s);
   if (!metrics.ok()) return metrics.status();
   s->metrics_ = *std::move(metrics);

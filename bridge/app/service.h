@@ -16,6 +16,7 @@ class JwtVerifier;
 }
 class Replicator;
 class RoutingSink;
+class Writer;
 
 // `shapebridge serve`: replication, routing, the shape log, snapshots and the gRPC server in
 // one process, wired from the config. The composition root of the serving path (main and the
@@ -48,6 +49,8 @@ class Service {
   ShapeLog& shape_log() { return *log_; }
   const ShapeLog& shape_log() const { return *log_; }
   const SyncServer& server() const { return *server_; }
+  // Null when no shape is writable.
+  const Writer* writer() const { return writer_.get(); }
   const Replicator& replicator() const { return *replicator_; }
   const shapes::Router& router() const { return *router_; }
   const RoutingSink& sink() const { return *sink_; }
@@ -67,6 +70,7 @@ class Service {
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<Snapshotter> snapshotter_;
   std::unique_ptr<auth::JwtVerifier> verifier_;
+  std::unique_ptr<Writer> writer_;
   std::unique_ptr<SyncServer> server_;
   std::unique_ptr<Metrics> metrics_;
   size_t definitions_ = 0;

@@ -16,6 +16,7 @@
 #include "bridge/log/change_codec.h"
 #include "bridge/server/params.h"
 #include "bridge/server/snapshotter.h"
+#include "bridge/writeback/writer.h"
 #include "nlohmann/json.hpp"
 #include "shapebridge/sync/v1/sync.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -70,6 +71,21 @@ pb::MustRefetch::Reason WireReason(RetireReason r) {
   return pb::MustRefetch::REASON_UNSPECIFIED;
 }
 
+// The verified token of a call's `authorization` metadata.
+absl::StatusOr<auth::VerifiedToken> Authenticate(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const auth::JwtVerifier& verifier) {
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "missing authorization metadata: send \"authorization: Bearer <JWT>\"");
+  }
+  const std::string header(it->second.data(), it->second.size());
+  absl::StatusOr<std::string_view> token = auth::BearerToken(header);
+  if (!token.ok()) return token.status();
+  return verifier.Verify(*token, std::chrono::system_clock::now());
+}
+
 }  // namespace
 
 // The Sync method is served raw (ByteBuffers): changes are stored encoded and sent as they are.
@@ -93,8 +109,13 @@ struct SyncServer::Impl final
   Impl(ServerConfig c, DefinitionMap d, ShapeLog& l, Snapshotter& s, const auth::JwtVerifier& v)
       : config(std::move(c)), definitions(std::move(d)), log(l), snapshotter(s), verifier(v) {}
 
+  Writer* writer = nullptr;
+
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Sync(
       grpc::CallbackServerContext* context) override;
+  // Runs on gRPC's synchronous thread pool: the writer blocks on Postgres.
+  grpc::Status Push(grpc::ServerContext* context, const pb::PushRequest* request,
+                    pb::PushResponse* response) override;
 };
 
 namespace {
@@ -171,27 +192,10 @@ class Session final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
 
 Session::Session(SyncServer::Impl& server, grpc::CallbackServerContext* context)
     : server_(server), context_(context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  absl::Status status;
-  if (it == metadata.end()) {
-    status = absl::UnauthenticatedError(
-        "missing authorization metadata: send \"authorization: Bearer <JWT>\"");
-  } else {
-    const std::string header(it->second.data(), it->second.size());
-    absl::StatusOr<std::string_view> token = auth::BearerToken(header);
-    if (!token.ok()) {
-      status = token.status();
-    } else {
-      absl::StatusOr<auth::VerifiedToken> verified =
-          server_.verifier.Verify(*token, std::chrono::system_clock::now());
-      if (verified.ok()) {
-        token_ = *std::move(verified);
-      } else {
-        status = verified.status();
-      }
-    }
-  }
+  absl::StatusOr<auth::VerifiedToken> verified =
+      Authenticate(context->client_metadata(), server_.verifier);
+  absl::Status status = verified.status();
+  if (verified.ok()) token_ = *std::move(verified);
   if (!status.ok()) {
     server_.stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
     Finish(ToGrpc(status));
@@ -616,6 +620,37 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SyncServer::Impl::S
   return new Session(*this, context);
 }
 
+grpc::Status SyncServer::Impl::Push(grpc::ServerContext* context, const pb::PushRequest* request,
+                                    pb::PushResponse* response) {
+  absl::StatusOr<auth::VerifiedToken> token = Authenticate(context->client_metadata(), verifier);
+  if (!token.ok()) {
+    stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    return ToGrpc(token.status());
+  }
+  if (stopping.load()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping: push again");
+  }
+  if (writer == nullptr) {
+    return ToGrpc(absl::FailedPreconditionError(
+        "write-back is off: no shape is writable (set `writable: true` on a shape)"));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<pb::PushResponse> result = writer->Push(token->claims, *request);
+  if (observers.push &&
+      (result.ok() || result.status().code() != absl::StatusCode::kInvalidArgument)) {
+    observers.push(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  if (!result.ok()) {
+    if (result.status().code() != absl::StatusCode::kInvalidArgument) {
+      spdlog::warn("[push client={}] {}", request->client_id(),
+                   std::string(result.status().message()));
+    }
+    return ToGrpc(result.status());
+  }
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
 SyncServer::SyncServer(ServerConfig config, DefinitionMap definitions, ShapeLog& log,
                        Snapshotter& snapshotter, const auth::JwtVerifier& verifier)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(definitions), log, snapshotter,
@@ -638,6 +673,8 @@ absl::Status SyncServer::Start() {
   impl_->server->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
 }
+
+void SyncServer::SetWriter(Writer* writer) { impl_->writer = writer; }
 
 void SyncServer::SetObservers(ServerObservers observers) {
   impl_->observers = std::move(observers);

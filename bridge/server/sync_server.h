@@ -20,6 +20,7 @@ namespace auth {
 class JwtVerifier;
 }
 class Snapshotter;
+class Writer;
 
 // Settings of the gRPC server (the `server` section of the config file).
 struct ServerConfig {
@@ -66,6 +67,8 @@ struct ServerObservers {
   // A change of a committed transaction went out to a client: seconds since the commit (by the
   // clocks of Postgres and of this host).
   std::function<void(double seconds)> commit_to_client;
+  // A Push call that reached the writer ended (committed or not): seconds it took.
+  std::function<void(double seconds)> push;
 };
 
 class SyncServer {
@@ -79,6 +82,9 @@ class SyncServer {
 
   // Call before Start().
   void SetObservers(ServerObservers observers);
+  // Serves the Push RPC with `writer` (borrowed); without one Push fails with
+  // FAILED_PRECONDITION. Call before Start().
+  void SetWriter(Writer* writer);
   // Binds and starts serving. FailedPrecondition when the address cannot be bound.
   absl::Status Start();
   // The bound port (after Start).

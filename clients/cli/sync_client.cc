@@ -13,6 +13,15 @@ SyncClient::SyncClient(const std::string& target, const std::string& token,
   stream_ = stub_->Sync(&context_);
 }
 
+grpc::Status Push(const std::string& target, const std::string& token,
+                  const pb::PushRequest& request, pb::PushResponse* response) {
+  auto stub =
+      pb::ShapeSync::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  return stub->Push(&context, request, response);
+}
+
 SyncClient::~SyncClient() {
   context_.TryCancel();
   if (stream_) (void)stream_->Finish();

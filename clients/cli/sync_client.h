@@ -49,6 +49,10 @@ class SyncClient {
   std::mutex write_mu_;
 };
 
+// Write-back: pushes one batch of mutations (one unary call on its own channel).
+grpc::Status Push(const std::string& target, const std::string& token,
+                  const pb::PushRequest& request, pb::PushResponse* response);
+
 // The client's replica of its subscriptions. Changes are held until a checkpoint and then
 // applied all at once, so the replica only ever shows states of whole checkpoints.
 class Replica {

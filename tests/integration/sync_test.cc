@@ -25,6 +25,7 @@
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/writeback/writer.h"
 #include "clients/cli/sync_client.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -1071,6 +1072,256 @@ TEST(SyncRestartTest, KillDashNineDuringWritesThenResume) {
     EXPECT_EQ(c->WaitForEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
   }
   std::filesystem::remove_all(dir);
+}
+
+// Write-back through Push, against a service whose config adds a writable shape: tasks of the
+// projects in the token's `projects` claim, without the `secret` column.
+class WritebackTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dsn_ = new std::string(TestPostgres::Get().CreateDatabase("writeback"));
+    auto sql = ConnectOrDie(*dsn_);
+    ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    ExecOrDie(*sql,
+              "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+              "owner text, secret text)");
+    dir_ = new std::string(MakeTempDir());
+    service_ = StartService(ConfigYaml(*dsn_, "writeback", *dir_, R"y(  - name: tasks_writable
+    table: public.tasks
+    columns: [id, project_id, title, owner]
+    where: "project_id = $project"
+    writable: true
+    params:
+      project: {type: int, from: request, claim: projects}
+)y"))
+                   .release();
+    ASSERT_NE(service_, nullptr);
+    ASSERT_NE(service_->writer(), nullptr);
+  }
+  static void TearDownTestSuite() {
+    delete service_;
+    service_ = nullptr;
+    std::filesystem::remove_all(*dir_);
+  }
+
+  static pb::Value Int(int64_t v) {
+    pb::Value out;
+    out.set_int_value(v);
+    return out;
+  }
+  static pb::Value Text(const std::string& v) {
+    pb::Value out;
+    out.set_text(v);
+    return out;
+  }
+  // A mutation of public.tasks with key id and the fields given.
+  static pb::Mutation Task(const std::string& id, pb::Mutation::Op op, int task,
+                           std::vector<std::pair<std::string, pb::Value>> fields = {}) {
+    pb::Mutation m;
+    m.set_mutation_id(id);
+    m.set_table("public.tasks");
+    m.set_op(op);
+    (*m.mutable_key())["id"] = Int(task);
+    uint64_t hlc = 1;
+    for (auto& [column, value] : fields) {
+      pb::FieldWrite* f = m.add_fields();
+      f->set_column(column);
+      *f->mutable_value() = value;
+      f->set_hlc(hlc++);
+    }
+    return m;
+  }
+  static grpc::Status Push(const std::string& token, const std::string& client,
+                           const std::vector<pb::Mutation>& mutations, pb::PushResponse* out) {
+    pb::PushRequest request;
+    request.set_client_id(client);
+    for (const auto& m : mutations) *request.add_mutations() = m;
+    return client::Push(absl::StrCat("127.0.0.1:", service_->port()), token, request, out);
+  }
+  // "id:project_id:title:owner:secret" rows of the tasks in [from, to), by id.
+  static std::string Rows(int from, int to) {
+    auto sql = ConnectOrDie(*dsn_);
+    return QueryValue(*sql, absl::StrCat("SELECT coalesce(string_agg(concat_ws(':', id, "
+                                         "project_id, title, owner, secret), ' ' ORDER BY id), '') "
+                                         "FROM tasks WHERE id >= ",
+                                         from, " AND id < ", to));
+  }
+
+  static std::string* dsn_;
+  static std::string* dir_;
+  static Service* service_;
+};
+std::string* WritebackTest::dsn_ = nullptr;
+std::string* WritebackTest::dir_ = nullptr;
+Service* WritebackTest::service_ = nullptr;
+
+std::string Outcomes(const pb::PushResponse& response) {
+  std::vector<std::string> out;
+  for (const auto& r : response.results()) {
+    out.push_back(
+        absl::StrCat(r.mutation_id(), "=",
+                     r.outcome() == pb::MutationResult::APPLIED
+                         ? "applied"
+                         : absl::StatusCodeToString(static_cast<absl::StatusCode>(r.code())),
+                     r.duplicate() ? "(dup)" : ""));
+  }
+  return absl::StrJoin(out, " ");
+}
+
+// The authorization matrix, the per-op outcomes, and retries of a whole batch.
+TEST_F(WritebackTest, PushAuthorizesEachMutationAndRetriesChangeNothing) {
+  auto sql = ConnectOrDie(*dsn_);
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (5, 3, 'theirs', 'bob', 's')");  // project 3
+  const std::string ada = Token({{"sub", "ada"}, {"projects", {1, 2}}});
+  using M = pb::Mutation;
+  const std::vector<pb::Mutation> batch = {
+      Task("m1", M::INSERT, 1, {{"project_id", Int(1)}, {"title", Text("a")}}),
+      Task("m2", M::INSERT, 2, {{"project_id", Int(3)}, {"title", Text("x")}}),  // not ada's
+      Task("m3", M::UPDATE, 1, {{"project_id", Int(3)}}),  // moves it out of her scope
+      Task("m4", M::UPDATE, 1, {{"secret", Text("x")}}),   // a column outside the shape
+      Task("m5", M::UPDATE, 1, {{"title", Text("b")}, {"owner", Text("ada")}}),
+      Task("m6", M::UPDATE, 99, {{"title", Text("x")}}),   // no such row
+      Task("m7", M::INSERT, 1, {{"project_id", Int(1)}}),  // exists
+      Task("m8", M::UPSERT, 4, {{"project_id", Int(2)}, {"title", Text("c")}}),
+      Task("m9", M::UPSERT, 4, {{"title", Text("d")}}),
+      Task("m10", M::UPDATE, 5, {{"title", Text("x")}}),  // the row before is not hers
+      Task("m11", M::DELETE, 5),
+      Task("m12", M::INSERT, 6, {{"project_id", Int(2)}}),
+      Task("m13", M::DELETE, 6),
+  };
+  pb::PushResponse first;
+  grpc::Status status = Push(ada, "phone-1", batch, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Outcomes(first),
+            "m1=applied m2=PERMISSION_DENIED m3=PERMISSION_DENIED m4=PERMISSION_DENIED "
+            "m5=applied m6=NOT_FOUND m7=ALREADY_EXISTS m8=applied m9=applied "
+            "m10=PERMISSION_DENIED m11=PERMISSION_DENIED m12=applied m13=applied");
+  EXPECT_THAT(first.results(2).message(), HasSubstr("would leave the writable shapes"));
+  EXPECT_THAT(first.results(9).message(), HasSubstr("is not in a writable shape your token"));
+  EXPECT_EQ(Rows(1, 10), "1:1:b:ada 4:2:d 5:3:theirs:bob:s");
+
+  // The same batch again, also after the rows changed: the first results, nothing written.
+  ExecOrDie(*sql, "UPDATE tasks SET title = 'direct' WHERE id = 1");
+  pb::PushResponse again;
+  status = Push(ada, "phone-1", batch, &again);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string expected = Outcomes(first);
+  expected = std::regex_replace(expected, std::regex("( |$)"), "(dup)$1");
+  EXPECT_EQ(Outcomes(again), expected);
+  for (int i = 0; i < first.results_size(); ++i) {
+    EXPECT_EQ(again.results(i).message(), first.results(i).message()) << i;
+  }
+  EXPECT_EQ(Rows(1, 10), "1:1:direct:ada 4:2:d 5:3:theirs:bob:s");
+  // Mutation ids are per client: another client's m1 is a new mutation.
+  pb::PushResponse other;
+  status = Push(ada, "phone-2", {Task("m1", M::UPDATE, 1, {{"title", Text("e")}})}, &other);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Outcomes(other), "m1=applied");
+  EXPECT_EQ(Rows(1, 2), "1:1:e:ada");
+  EXPECT_GE(service_->writer()->stats().duplicates.load(), 13u);
+}
+
+// Concurrent pushes of one batch: it is applied once; every caller gets its result.
+TEST_F(WritebackTest, ConcurrentRetriesApplyOnce) {
+  const std::string ada = Token({{"sub", "ada"}, {"projects", {1}}});
+  auto sql = ConnectOrDie(*dsn_);
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (20, 1, '', 'ada')");
+  // Each application appends to the title (a trigger), so applying twice would show.
+  ExecOrDie(*sql, R"sql(CREATE FUNCTION append_title() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.title := OLD.title || NEW.title; RETURN NEW; END $$)sql");
+  ExecOrDie(*sql,
+            "CREATE TRIGGER append_title BEFORE UPDATE ON tasks FOR EACH ROW WHEN (NEW.id = 20) "
+            "EXECUTE FUNCTION append_title()");
+  auto scrape = [] { return HttpGet(service_->metrics_port(), "/metrics").second; };
+  const std::string applied = R"(shapebridge_push_mutations_total{result="applied"})";
+  const std::string duplicate = R"(shapebridge_push_mutations_total{result="duplicate"})";
+  const std::string pushes = "shapebridge_push_seconds_count";
+  const std::string before = scrape();
+  const std::vector<pb::Mutation> batch = {
+      Task("c1", pb::Mutation::UPDATE, 20, {{"title", Text("x")}}),
+      Task("c2", pb::Mutation::INSERT, 21, {{"project_id", Int(1)}})};
+  std::vector<std::thread> pushers;
+  std::atomic<int> firsts{0};
+  std::atomic<int> oks{0};
+  for (int i = 0; i < 8; ++i) {
+    pushers.emplace_back([&] {
+      pb::PushResponse response;
+      grpc::Status status = Push(ada, "laptop", batch, &response);
+      if (!status.ok()) return;
+      ++oks;
+      if (Outcomes(response) == "c1=applied c2=applied") ++firsts;
+      if (Outcomes(response) == "c1=applied(dup) c2=applied(dup)") return;
+    });
+  }
+  for (auto& t : pushers) t.join();
+  EXPECT_EQ(oks.load(), 8);
+  EXPECT_EQ(firsts.load(), 1);
+  EXPECT_EQ(Rows(20, 22), "20:1:x:ada 21:1");
+  EXPECT_EQ(QueryValue(*sql,
+                       "SELECT count(*) FROM shapebridge.mutations WHERE client_id = "
+                       "'laptop'"),
+            "2");
+  // The metrics count each mutation once as applied and the retries as duplicates.
+  const std::string after = scrape();
+  EXPECT_EQ(MetricValue(after, applied), MetricValue(before, applied) + 2);
+  EXPECT_EQ(MetricValue(after, duplicate), MetricValue(before, duplicate) + 14);
+  EXPECT_EQ(MetricValue(after, pushes), MetricValue(before, pushes) + 8);
+}
+
+// Malformed batches fail as a whole with INVALID_ARGUMENT and a message that names the mutation
+// and what is wrong; a violated constraint rolls the whole batch back; Push needs a token.
+TEST_F(WritebackTest, BadBatchesAreRefusedWhole) {
+  const std::string ada = Token({{"sub", "ada"}, {"projects", {1}}});
+  using M = pb::Mutation;
+  const pb::Mutation good = Task("ok", M::INSERT, 30, {{"project_id", Int(1)}});
+  auto bad = [&](pb::Mutation m, const std::string& message) {
+    pb::PushResponse response;
+    grpc::Status status = Push(ada, "tablet", {good, m}, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
+    EXPECT_EQ(status.error_message(), message);
+  };
+  pb::Mutation m = Task("b1", M::INSERT, 31, {{"project_id", Int(1)}});
+  m.set_table("public.items");
+  bad(m,
+      "mutations[1] (b1): table \"public.items\" has no writable shape (writable tables: "
+      "public.tasks)");
+  bad(Task("b2", M::UPDATE, 31, {{"titel", Text("x")}}),
+      "mutations[1] (b2): fields: public.tasks has no column \"titel\"");
+  bad(Task("b3", M::UPDATE, 31, {{"project_id", Text("one")}}),
+      "mutations[1] (b3): fields: column project_id: expected int_value for its type (OID 23)");
+  m = Task("b4", M::UPDATE, 31, {{"title", Text("x")}});
+  m.mutable_key()->clear();
+  bad(m, "mutations[1] (b4): key: missing primary key column id");
+  bad(Task("b5", M::DELETE, 31, {{"title", Text("x")}}),
+      "mutations[1] (b5): a DELETE has no fields");
+  bad(Task("ok", M::DELETE, 31), "mutations[1] (ok): mutation_id appears twice in the batch");
+  bad(Task("b6", M::UPDATE, 31, {{"id", Int(2)}}),
+      "mutations[1] (b6): fields: id is a primary key column: give it in key");
+  bad(Task("b7", M::OP_UNSPECIFIED, 31, {{"title", Text("x")}}),
+      "mutations[1] (b7): op must be INSERT, UPDATE, DELETE or UPSERT");
+  std::vector<pb::Mutation> many(Writer::kMaxBatch + 1, good);
+  for (size_t i = 0; i < many.size(); ++i) many[i].set_mutation_id(absl::StrCat("n", i));
+  pb::PushResponse response;
+  grpc::Status status = Push(ada, "tablet", many, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "mutations: 1001 in one batch, at most 1000");
+  status = Push(ada, "", {good}, &response);
+  EXPECT_EQ(status.error_message(), "client_id: must be 1 to 200 bytes");
+  status = Push("", "tablet", {good}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // A NOT NULL violation: the batch is rolled back, the good mutation included.
+  status =
+      Push(ada, "tablet", {good, Task("b8", M::UPSERT, 32, {{"title", Text("x")}})}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("mutation b8: "));
+  EXPECT_THAT(status.error_message(), HasSubstr("project_id"));
+  EXPECT_THAT(status.error_message(), HasSubstr("nothing of the batch was written"));
+  EXPECT_EQ(Rows(30, 40), "");
+  // Nothing was recorded either: the good mutation applies when pushed again.
+  status = Push(ada, "tablet", {good}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Outcomes(response), "ok=applied");
+  EXPECT_EQ(Rows(30, 40), "30:1");
 }
 
 }  // namespace

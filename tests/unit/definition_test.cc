@@ -255,6 +255,21 @@ TEST(InstanceTest, DifferentIdWhenAnythingRelevantDiffers) {
   EXPECT_NE(*IdOf(spec, {{"project_id", Value::Int(7)}}), base);
 }
 
+TEST(DefinitionTest, AWritableShapeNeedsParametersTheTokenBounds) {
+  auto spec = ByProject();
+  spec.writable = true;
+  ASSERT_TRUE(CompileDefinition(spec, Tasks()).ok());  // limited to the claim's values
+  spec.params[0].claim.clear();
+  auto free = CompileDefinition(spec, Tasks());
+  ASSERT_FALSE(free.ok());
+  EXPECT_EQ(free.status().message(),
+            "shape tasks_by_project: writable: parameter $project_id comes from the request with "
+            "no claim to limit it, so the shape would let anyone write any row; take it from a "
+            "claim (from: claim) or limit it to a claim's values (claim: ...)");
+  spec.writable = false;
+  EXPECT_TRUE(CompileDefinition(spec, Tasks()).ok());
+}
+
 TEST(InstanceTest, ParameterErrors) {
   auto missing = IdOf(ByProject(), {});
   EXPECT_EQ(missing.status().message(), "shape tasks_by_project: params.project_id: has no value");

@@ -1,0 +1,584 @@
+#include "bridge/writeback/writer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "bridge/common/pg.h"
+#include "bridge/server/params.h"
+#include "nlohmann/json.hpp"
+#include "shapebridge/sync/v1/sync.pb.h"
+#include "shapes/instance.h"
+
+namespace shapebridge {
+namespace {
+
+namespace pb = ::shapebridge::sync::v1;
+
+constexpr char kCreateSchema[] = R"sql(
+CREATE SCHEMA IF NOT EXISTS shapebridge;
+CREATE TABLE IF NOT EXISTS shapebridge.mutations (
+  client_id text NOT NULL,
+  mutation_id text NOT NULL,
+  outcome smallint NOT NULL DEFAULT 0,
+  code integer NOT NULL DEFAULT 0,
+  message text NOT NULL DEFAULT '',
+  pushed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (client_id, mutation_id)
+);
+COMMENT ON TABLE shapebridge.mutations IS
+  'Write-back: the result of every mutation pushed through shapebridge, by client and mutation id';
+)sql";
+
+constexpr size_t kMaxIdBytes = 200;
+constexpr size_t kMaxBindings = 4096;
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "\\x";
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::string FormatMicros(int64_t micros, const char* format) {
+  if (micros == Value::kTimestampInfinity) return "infinity";
+  if (micros == Value::kTimestampMinusInfinity) return "-infinity";
+  return absl::FormatTime(format, absl::FromUnixMicros(micros), absl::UTCTimeZone());
+}
+
+// The Postgres text input for a value sent for column `column` (nullopt: NULL), or an error
+// naming the column and what to send instead.
+absl::StatusOr<std::optional<std::string>> TextOf(const pb::Value& v,
+                                                  const shapes::TableColumn& column) {
+  auto wrong = [&](const char* expected) {
+    return absl::InvalidArgumentError(absl::StrCat("column ", column.name, ": expected ", expected,
+                                                   " for its type (OID ", column.type_oid, ")"));
+  };
+  if (v.kind_case() == pb::Value::KIND_NOT_SET) {
+    return absl::InvalidArgumentError(absl::StrCat("column ", column.name, ": no value"));
+  }
+  if (v.kind_case() == pb::Value::kNull) return std::optional<std::string>();
+  if (v.kind_case() == pb::Value::kUnchanged) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("column ", column.name, ": `unchanged` is not a value to write"));
+  }
+  const bool array = column.is_array || pgtype::IsBuiltinArray(column.type_oid);
+  switch (array ? 0 : column.type_oid) {
+    case pgtype::kBool:
+      if (v.kind_case() != pb::Value::kBoolValue) return wrong("bool_value");
+      return std::optional<std::string>(v.bool_value() ? "true" : "false");
+    case pgtype::kInt2:
+    case pgtype::kInt4:
+    case pgtype::kInt8:
+    case pgtype::kOid:
+      if (v.kind_case() != pb::Value::kIntValue) return wrong("int_value");
+      return std::optional<std::string>(std::to_string(v.int_value()));
+    case pgtype::kFloat4:
+    case pgtype::kFloat8:
+      if (v.kind_case() == pb::Value::kIntValue) {
+        return std::optional<std::string>(std::to_string(v.int_value()));
+      }
+      if (v.kind_case() != pb::Value::kFloatValue) return wrong("float_value");
+      if (std::isnan(v.float_value())) return std::optional<std::string>("NaN");
+      if (std::isinf(v.float_value())) {
+        return std::optional<std::string>(v.float_value() > 0 ? "Infinity" : "-Infinity");
+      } else {
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%.17g", v.float_value());
+        return std::optional<std::string>(buffer);
+      }
+    case pgtype::kNumeric:
+      if (v.kind_case() == pb::Value::kIntValue) {
+        return std::optional<std::string>(std::to_string(v.int_value()));
+      }
+      if (v.kind_case() != pb::Value::kNumeric) return wrong("numeric (text) or int_value");
+      return std::optional<std::string>(v.numeric());
+    case pgtype::kBytea:
+      if (v.kind_case() != pb::Value::kBytesValue) return wrong("bytes_value");
+      return std::optional<std::string>(Hex(v.bytes_value()));
+    case pgtype::kTimestamp:
+      if (v.kind_case() != pb::Value::kTimestampUs) return wrong("timestamp_us");
+      return std::optional<std::string>(FormatMicros(v.timestamp_us(), "%Y-%m-%d %H:%M:%E6S"));
+    case pgtype::kTimestampTz:
+      if (v.kind_case() != pb::Value::kTimestamptzUs) return wrong("timestamptz_us");
+      return std::optional<std::string>(FormatMicros(v.timestamptz_us(), "%Y-%m-%d %H:%M:%E6S+00"));
+    case pgtype::kDate:
+      if (v.kind_case() != pb::Value::kDateDays) return wrong("date_days");
+      if (v.date_days() == Value::kDateInfinity) return std::optional<std::string>("infinity");
+      if (v.date_days() == Value::kDateMinusInfinity) {
+        return std::optional<std::string>("-infinity");
+      }
+      return std::optional<std::string>(
+          FormatMicros(int64_t{v.date_days()} * 86'400'000'000, "%Y-%m-%d"));
+    default:  // text, varchar, uuid, json, arrays and every other type: their text form
+      if (v.kind_case() != pb::Value::kText) return wrong("text");
+      return std::optional<std::string>(v.text());
+  }
+}
+
+// Postgres's text form of a JSON array of scalars, for an array parameter ("{\"a\",\"b\"}").
+std::string ArrayText(const nlohmann::json& array) {
+  std::vector<std::string> elements;
+  for (const auto& e : array) {
+    std::string text = e.is_string() ? e.get<std::string>() : e.dump();
+    std::string quoted = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') quoted.push_back('\\');
+      quoted.push_back(c);
+    }
+    quoted.push_back('"');
+    elements.push_back(std::move(quoted));
+  }
+  return absl::StrCat("{", absl::StrJoin(elements, ","), "}");
+}
+
+std::string ScalarText(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+// A table of writable shapes, with its SQL fragments.
+struct Writer::Table {
+  std::string name;  // "schema.table"
+  shapes::TableSchema schema;
+  std::vector<std::shared_ptr<const shapes::ShapeDefinition>> definitions;
+  std::vector<int> key;  // primary key columns (indexes into schema.columns)
+  std::string quoted;    // "schema"."table" (set by Prepare, as the two below)
+  std::string columns;   // every column, quoted, in catalog order
+  std::vector<std::string> quoted_columns;
+
+  int ColumnIndex(const std::string& column) const {
+    for (size_t i = 0; i < schema.columns.size(); ++i) {
+      if (schema.columns[i].name == column) return static_cast<int>(i);
+    }
+    return -1;
+  }
+};
+
+// One mutation, checked.
+struct Writer::Checked {
+  const pb::Mutation* mutation = nullptr;
+  const Table* table = nullptr;
+  std::vector<std::optional<std::string>> key;  // in the table's key order
+  std::vector<int> columns;                     // written columns
+  std::vector<std::optional<std::string>> values;
+};
+
+// The work of one Push on one connection.
+class Writer::Batch {
+ public:
+  Batch(Writer& writer, PgConnection& sql, const nlohmann::json& claims,
+        const pb::PushRequest& request)
+      : writer_(writer), sql_(sql), claims_(claims), request_(request) {}
+
+  absl::StatusOr<pb::PushResponse> Run(const std::vector<Checked>& mutations) {
+    if (auto r = sql_.Exec("BEGIN"); !r.ok()) return r.status();
+    pb::PushResponse response;
+    for (const Checked& m : mutations) {
+      absl::Status s = Apply(m, response.add_results());
+      if (!s.ok()) {
+        (void)sql_.Exec("ROLLBACK");
+        // An integrity constraint (not null, foreign key, check, unique) the data violates: the
+        // client can change the batch.
+        const absl::StatusCode code =
+            SqlStateOf(s).starts_with("23") ? absl::StatusCode::kFailedPrecondition : s.code();
+        return absl::Status(code, absl::StrCat("mutation ", m.mutation->mutation_id(), ": ",
+                                               s.message(), "; nothing of the batch was written"));
+      }
+    }
+    if (auto r = sql_.Exec("COMMIT"); !r.ok()) return r.status();
+    return response;
+  }
+
+ private:
+  // The instances of `def` that the token allows (cached per definition).
+  const std::vector<std::shared_ptr<const shapes::ShapeInstance>>& Allowed(
+      const std::shared_ptr<const shapes::ShapeDefinition>& def) {
+    auto [it, created] = allowed_.try_emplace(def.get());
+    if (!created) return it->second;
+    std::vector<std::map<std::string, std::string>> requests = {{}};
+    for (const shapes::ShapeParam& p : def->params) {
+      if (p.source != shapes::ParamSource::kRequest) continue;
+      std::vector<std::string> candidates;
+      if (claims_.is_object() && claims_.contains(p.claim)) {
+        const nlohmann::json& claim = claims_[p.claim];
+        if (p.type.array) {
+          candidates.push_back(claim.is_array() ? ArrayText(claim) : ScalarText(claim));
+        } else if (claim.is_array()) {
+          for (const auto& e : claim) candidates.push_back(ScalarText(e));
+        } else {
+          candidates.push_back(ScalarText(claim));
+        }
+      }
+      std::vector<std::map<std::string, std::string>> next;
+      for (const auto& r : requests) {
+        for (const auto& c : candidates) {
+          if (next.size() >= kMaxBindings) break;
+          auto bound = r;
+          bound[p.name] = c;
+          next.push_back(std::move(bound));
+        }
+      }
+      requests = std::move(next);
+    }
+    for (const auto& r : requests) {
+      auto values = BindParams(*def, r, claims_);
+      if (!values.ok()) continue;  // a claim value the parameter's type does not take
+      auto instance = shapes::ShapeInstance::Create(def, *std::move(values));
+      if (instance.ok()) it->second.push_back(*std::move(instance));
+    }
+    return it->second;
+  }
+
+  // Whether a writable shape the token allows holds `row` and every column of `columns`.
+  bool Permits(const Table& table, const std::vector<Value>& row, const std::vector<int>& columns) {
+    for (const auto& def : table.definitions) {
+      const bool has_columns = std::all_of(columns.begin(), columns.end(), [&](int c) {
+        return std::find(def->columns.begin(), def->columns.end(), c) != def->columns.end();
+      });
+      if (!has_columns) continue;
+      for (const auto& instance : Allowed(def)) {
+        auto match = instance->Matches(row);
+        if (match.ok() && *match) return true;
+      }
+    }
+    return false;
+  }
+
+  absl::StatusOr<std::vector<Value>> ParseRow(const Table& table, const PgResult& result) {
+    std::vector<Value> row;
+    row.reserve(table.schema.columns.size());
+    for (size_t i = 0; i < table.schema.columns.size(); ++i) {
+      const int c = static_cast<int>(i);
+      if (result.IsNull(0, c)) {
+        row.push_back(Value::Null());
+        continue;
+      }
+      auto v = ParseTextValue(table.schema.columns[i].type_oid, table.schema.columns[i].is_array,
+                              result.Get(0, c));
+      if (!v.ok()) return v.status();
+      row.push_back(*std::move(v));
+    }
+    return row;
+  }
+
+  absl::Status Record(const pb::MutationResult& result) {
+    auto r = sql_.ExecParams(
+        "UPDATE shapebridge.mutations SET outcome = $3, code = $4, message = $5 "
+        "WHERE client_id = $1 AND mutation_id = $2",
+        {request_.client_id(), result.mutation_id(), std::to_string(result.outcome()),
+         std::to_string(result.code()), result.message()});
+    return r.status();
+  }
+
+  absl::Status Reject(pb::MutationResult* result, absl::StatusCode code, std::string message) {
+    result->set_outcome(pb::MutationResult::REJECTED);
+    result->set_code(static_cast<int>(code));
+    result->set_message(std::move(message));
+    writer_.stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+    return Record(*result);
+  }
+
+  absl::Status Apply(const Checked& m, pb::MutationResult* result) {
+    const pb::Mutation& mutation = *m.mutation;
+    const Table& table = *m.table;
+    result->set_mutation_id(mutation.mutation_id());
+    // (1) Claim the id; a mutation pushed before returns its first result.
+    auto claimed = sql_.ExecParams(
+        "INSERT INTO shapebridge.mutations (client_id, mutation_id) VALUES ($1, $2) "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        {request_.client_id(), mutation.mutation_id()});
+    if (!claimed.ok()) return claimed.status();
+    if (claimed->rows() == 0) {
+      auto first = sql_.ExecParams(
+          "SELECT outcome, code, message FROM shapebridge.mutations "
+          "WHERE client_id = $1 AND mutation_id = $2",
+          {request_.client_id(), mutation.mutation_id()});
+      if (!first.ok()) return first.status();
+      result->set_outcome(
+          static_cast<pb::MutationResult::Outcome>(std::stoi(std::string(first->Get(0, 0)))));
+      result->set_code(std::stoi(std::string(first->Get(0, 1))));
+      result->set_message(std::string(first->Get(0, 2)));
+      result->set_duplicate(true);
+      writer_.stats_.duplicates.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    // (2) The row before.
+    std::vector<std::string> where;
+    for (size_t k = 0; k < table.key.size(); ++k) {
+      where.push_back(absl::StrCat(table.quoted_columns[table.key[k]], " = $", k + 1));
+    }
+    const std::string key_sql = absl::StrJoin(where, " AND ");
+    auto before = sql_.ExecParams(absl::StrCat("SELECT ", table.columns, " FROM ", table.quoted,
+                                               " WHERE ", key_sql, " FOR UPDATE"),
+                                  m.key);
+    if (!before.ok()) return before.status();
+    std::optional<std::vector<Value>> old_row;
+    if (before->rows() > 0) {
+      auto row = ParseRow(table, *before);
+      if (!row.ok()) return row.status();
+      old_row = *std::move(row);
+    }
+    pb::Mutation::Op op = mutation.op();
+    if (op == pb::Mutation::UPSERT) op = old_row ? pb::Mutation::UPDATE : pb::Mutation::INSERT;
+    if (op == pb::Mutation::INSERT && old_row) {
+      return Reject(result, absl::StatusCode::kAlreadyExists,
+                    absl::StrCat("a row of ", table.name, " with this key exists"));
+    }
+    if (op != pb::Mutation::INSERT && !old_row) {
+      return Reject(result, absl::StatusCode::kNotFound,
+                    absl::StrCat("no row of ", table.name, " has this key"));
+    }
+    if (old_row && !Permits(table, *old_row, m.columns)) {
+      return Reject(result, absl::StatusCode::kPermissionDenied,
+                    absl::StrCat("the row of ", table.name,
+                                 " is not in a writable shape your token allows, with the "
+                                 "columns written"));
+    }
+    // (3) The write, undone when the row after is not allowed.
+    std::vector<std::optional<std::string>> params = m.key;
+    std::string sql;
+    if (op == pb::Mutation::DELETE) {
+      sql = absl::StrCat("DELETE FROM ", table.quoted, " WHERE ", key_sql);
+    } else if (op == pb::Mutation::UPDATE) {
+      std::vector<std::string> sets;
+      for (size_t i = 0; i < m.columns.size(); ++i) {
+        sets.push_back(absl::StrCat(table.quoted_columns[m.columns[i]], " = $", params.size() + 1));
+        params.push_back(m.values[i]);
+      }
+      sql = absl::StrCat("UPDATE ", table.quoted, " SET ", absl::StrJoin(sets, ", "), " WHERE ",
+                         key_sql, " RETURNING ", table.columns);
+    } else {
+      std::vector<std::string> names;
+      std::vector<std::string> placeholders;
+      for (size_t k = 0; k < table.key.size(); ++k) {
+        names.push_back(table.quoted_columns[table.key[k]]);
+        placeholders.push_back(absl::StrCat("$", k + 1));
+      }
+      for (size_t i = 0; i < m.columns.size(); ++i) {
+        names.push_back(table.quoted_columns[m.columns[i]]);
+        placeholders.push_back(absl::StrCat("$", params.size() + 1));
+        params.push_back(m.values[i]);
+      }
+      sql =
+          absl::StrCat("INSERT INTO ", table.quoted, " (", absl::StrJoin(names, ", "), ") VALUES (",
+                       absl::StrJoin(placeholders, ", "), ") RETURNING ", table.columns);
+    }
+    if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
+    auto written = sql_.ExecParams(sql, params);
+    if (!written.ok()) return written.status();
+    if (op != pb::Mutation::DELETE) {
+      auto new_row = ParseRow(table, *written);
+      if (!new_row.ok()) return new_row.status();
+      if (!Permits(table, *new_row, m.columns)) {
+        if (auto r = sql_.Exec("ROLLBACK TO SAVEPOINT shapebridge_mutation"); !r.ok()) {
+          return r.status();
+        }
+        return Reject(result, absl::StatusCode::kPermissionDenied,
+                      absl::StrCat("the row of ", table.name,
+                                   " would leave the writable shapes your token allows"));
+      }
+    }
+    if (auto r = sql_.Exec("RELEASE SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
+    // (4) The result.
+    result->set_outcome(pb::MutationResult::APPLIED);
+    writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
+    return Record(*result);
+  }
+
+  Writer& writer_;
+  PgConnection& sql_;
+  const nlohmann::json& claims_;
+  const pb::PushRequest& request_;
+  std::map<const shapes::ShapeDefinition*,
+           std::vector<std::shared_ptr<const shapes::ShapeInstance>>>
+      allowed_;
+};
+
+Writer::Writer(std::string dsn,
+               std::vector<std::shared_ptr<const shapes::ShapeDefinition>> definitions)
+    : dsn_(std::move(dsn)) {
+  for (auto& def : definitions) {
+    if (!def->writable) continue;
+    writable_.push_back(def);
+    const std::string name = def->table.QualifiedName();
+    auto it = std::find_if(tables_.begin(), tables_.end(),
+                           [&](const auto& t) { return t->name == name; });
+    if (it == tables_.end()) {
+      auto table = std::make_unique<Table>();
+      table->name = name;
+      table->schema = def->table;
+      table->key = def->key;
+      tables_.push_back(std::move(table));
+      it = tables_.end() - 1;
+    }
+    (*it)->definitions.push_back(def);
+  }
+}
+
+Writer::~Writer() = default;
+
+absl::Status Writer::Prepare() {
+  auto sql = TakeConnection();
+  if (!sql.ok()) return sql.status();
+  for (auto& table : tables_) {
+    table->quoted = absl::StrCat((*sql)->QuoteIdentifier(table->schema.schema), ".",
+                                 (*sql)->QuoteIdentifier(table->schema.name));
+    for (const auto& c : table->schema.columns) {
+      table->quoted_columns.push_back((*sql)->QuoteIdentifier(c.name));
+    }
+    table->columns = absl::StrJoin(table->quoted_columns, ", ");
+  }
+  auto r = (*sql)->Exec(kCreateSchema);
+  ReturnConnection(*std::move(sql));
+  if (!r.ok()) {
+    return absl::Status(
+        r.status().code(),
+        absl::StrCat("write-back: cannot create shapebridge.mutations: ", r.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> Writer::TakeConnection() {
+  {
+    std::unique_lock lock(pool_mu_);
+    pool_cv_.wait(lock, [&] { return !idle_.empty() || open_ < kConnections; });
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++open_;
+  }
+  auto c = PgConnection::Connect(dsn_, PgConnectionKind::kSql, "shapebridge-writeback");
+  if (!c.ok()) {
+    std::lock_guard lock(pool_mu_);
+    --open_;
+    pool_cv_.notify_one();
+  }
+  return c;
+}
+
+void Writer::ReturnConnection(std::unique_ptr<PgConnection> connection) {
+  std::lock_guard lock(pool_mu_);
+  if (connection) {
+    idle_.push_back(std::move(connection));
+  } else {
+    --open_;
+  }
+  pool_cv_.notify_one();
+}
+
+absl::StatusOr<pb::PushResponse> Writer::Push(const nlohmann::json& claims,
+                                              const pb::PushRequest& request) {
+  if (!enabled()) {
+    return absl::FailedPreconditionError(
+        "write-back is off: no shape is writable (set `writable: true` on a shape)");
+  }
+  auto invalid = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (request.client_id().empty() || request.client_id().size() > kMaxIdBytes) {
+    return invalid("client_id: must be 1 to 200 bytes");
+  }
+  if (request.mutations_size() > kMaxBatch) {
+    return invalid(absl::StrCat("mutations: ", request.mutations_size(), " in one batch, at most ",
+                                kMaxBatch));
+  }
+  std::vector<Checked> checked;
+  std::set<std::string> ids;
+  for (int i = 0; i < request.mutations_size(); ++i) {
+    const pb::Mutation& m = request.mutations(i);
+    const std::string where = absl::StrCat("mutations[", i, "] (", m.mutation_id(), ")");
+    if (m.mutation_id().empty() || m.mutation_id().size() > kMaxIdBytes) {
+      return invalid(absl::StrCat("mutations[", i, "]: mutation_id must be 1 to 200 bytes"));
+    }
+    if (!ids.insert(m.mutation_id()).second) {
+      return invalid(absl::StrCat(where, ": mutation_id appears twice in the batch"));
+    }
+    auto table = std::find_if(tables_.begin(), tables_.end(),
+                              [&](const auto& t) { return t->name == m.table(); });
+    if (table == tables_.end()) {
+      std::vector<std::string> names;
+      for (const auto& t : tables_) names.push_back(t->name);
+      return invalid(absl::StrCat(
+          where, ": table \"", m.table(),
+          "\" has no writable shape (writable tables: ", absl::StrJoin(names, ", "), ")"));
+    }
+    const Table& t = **table;
+    if (m.op() == pb::Mutation::OP_UNSPECIFIED || !pb::Mutation::Op_IsValid(m.op())) {
+      return invalid(absl::StrCat(where, ": op must be INSERT, UPDATE, DELETE or UPSERT"));
+    }
+    Checked c{.mutation = &m, .table = &t};
+    for (int k : t.key) {
+      const std::string& name = t.schema.columns[k].name;
+      auto it = m.key().find(name);
+      if (it == m.key().end()) {
+        return invalid(absl::StrCat(where, ": key: missing primary key column ", name));
+      }
+      auto text = TextOf(it->second, t.schema.columns[k]);
+      if (!text.ok()) return invalid(absl::StrCat(where, ": key: ", text.status().message()));
+      if (!text->has_value()) {
+        return invalid(absl::StrCat(where, ": key: column ", name, " must not be null"));
+      }
+      c.key.push_back(*std::move(text));
+    }
+    for (const auto& [name, value] : m.key()) {
+      const int column = t.ColumnIndex(name);
+      if (column < 0 || std::find(t.key.begin(), t.key.end(), column) == t.key.end()) {
+        return invalid(
+            absl::StrCat(where, ": key: ", name, " is not a primary key column of ", t.name));
+      }
+    }
+    if (m.op() == pb::Mutation::DELETE && m.fields_size() > 0) {
+      return invalid(absl::StrCat(where, ": a DELETE has no fields"));
+    }
+    if (m.op() != pb::Mutation::DELETE && m.fields_size() == 0) {
+      return invalid(absl::StrCat(where, ": fields: at least one"));
+    }
+    for (const pb::FieldWrite& f : m.fields()) {
+      const int column = t.ColumnIndex(f.column());
+      if (column < 0) {
+        return invalid(
+            absl::StrCat(where, ": fields: ", t.name, " has no column \"", f.column(), "\""));
+      }
+      if (std::find(t.key.begin(), t.key.end(), column) != t.key.end()) {
+        return invalid(absl::StrCat(where, ": fields: ", f.column(),
+                                    " is a primary key column: give it in key"));
+      }
+      if (std::find(c.columns.begin(), c.columns.end(), column) != c.columns.end()) {
+        return invalid(absl::StrCat(where, ": fields: ", f.column(), " is written twice"));
+      }
+      auto text = TextOf(f.value(), t.schema.columns[column]);
+      if (!text.ok()) return invalid(absl::StrCat(where, ": fields: ", text.status().message()));
+      c.columns.push_back(column);
+      c.values.push_back(*std::move(text));
+    }
+    checked.push_back(std::move(c));
+  }
+
+  auto sql = TakeConnection();
+  if (!sql.ok()) return sql.status();
+  Batch batch(*this, **sql, claims, request);
+  auto response = batch.Run(checked);
+  if (response.ok()) {
+    stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    ReturnConnection(*std::move(sql));
+  } else {
+    stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
+    // A connection that failed may be broken: drop it.
+    ReturnConnection(nullptr);
+  }
+  return response;
+}
+
+}  // namespace shapebridge
