@@ -10,48 +10,6 @@ namespace {
 
 namespace pb = ::shapebridge::sync::v1;
 
-void ToWire(const Value& v, pb::Value* out) {
-  switch (v.kind()) {
-    case ValueKind::kNull:
-      out->set_null(true);
-      return;
-    case ValueKind::kUnchanged:
-      out->set_unchanged(true);
-      return;
-    case ValueKind::kBool:
-      out->set_bool_value(v.bool_value());
-      return;
-    case ValueKind::kInt:
-      out->set_int_value(v.int_value());
-      return;
-    case ValueKind::kFloat:
-      out->set_float_value(v.float_value());
-      return;
-    case ValueKind::kNumeric:
-      out->set_numeric(v.string_value());
-      return;
-    case ValueKind::kBytes:
-      out->set_bytes_value(v.string_value());
-      return;
-    case ValueKind::kTimestamp:
-      out->set_timestamp_us(v.int_value());
-      return;
-    case ValueKind::kTimestampTz:
-      out->set_timestamptz_us(v.int_value());
-      return;
-    case ValueKind::kDate:
-      out->set_date_days(static_cast<int32_t>(v.int_value()));
-      return;
-    case ValueKind::kText:
-    case ValueKind::kUuid:
-    case ValueKind::kJson:
-    case ValueKind::kArray:
-    case ValueKind::kOther:
-      out->set_text(v.string_value());
-      return;
-  }
-}
-
 // Protocol buffers wire format: what AppendChangesResponse writes by hand, so that it can copy
 // the encoded changes instead of building messages from them.
 constexpr uint32_t kVarint = 0;
@@ -113,6 +71,49 @@ size_t UintSize(int field, uint64_t v) { return v == 0 ? 0 : TagSize(field) + Va
 
 }  // namespace
 
+void ValueToProto(const Value& v, sync::v1::Value* out) {
+  namespace pb = ::shapebridge::sync::v1;
+  switch (v.kind()) {
+    case ValueKind::kNull:
+      out->set_null(true);
+      return;
+    case ValueKind::kUnchanged:
+      out->set_unchanged(true);
+      return;
+    case ValueKind::kBool:
+      out->set_bool_value(v.bool_value());
+      return;
+    case ValueKind::kInt:
+      out->set_int_value(v.int_value());
+      return;
+    case ValueKind::kFloat:
+      out->set_float_value(v.float_value());
+      return;
+    case ValueKind::kNumeric:
+      out->set_numeric(v.string_value());
+      return;
+    case ValueKind::kBytes:
+      out->set_bytes_value(v.string_value());
+      return;
+    case ValueKind::kTimestamp:
+      out->set_timestamp_us(v.int_value());
+      return;
+    case ValueKind::kTimestampTz:
+      out->set_timestamptz_us(v.int_value());
+      return;
+    case ValueKind::kDate:
+      out->set_date_days(static_cast<int32_t>(v.int_value()));
+      return;
+    case ValueKind::kText:
+    case ValueKind::kUuid:
+    case ValueKind::kJson:
+    case ValueKind::kArray:
+    case ValueKind::kOther:
+      out->set_text(v.string_value());
+      return;
+  }
+}
+
 void EncodeChange(const shapes::ShapeEntry& entry, size_t columns, std::string* out) {
   // Reused, so that encoding does not allocate once its fields have grown.
   thread_local pb::Change change;
@@ -130,10 +131,11 @@ void EncodeChange(const shapes::ShapeEntry& entry, size_t columns, std::string* 
     case shapes::EntryKind::kMustRefetch:
       return;
   }
-  for (const Value& k : entry.key) ToWire(k, change.add_key());
+  for (const Value& k : entry.key) ValueToProto(k, change.add_key());
   if (entry.kind != shapes::EntryKind::kDelete) {
     for (size_t i = 0; i < columns; ++i) change.add_row()->set_unchanged(true);
-    for (const shapes::FieldValue& f : entry.fields) ToWire(f.value, change.mutable_row(f.column));
+    for (const shapes::FieldValue& f : entry.fields)
+      ValueToProto(f.value, change.mutable_row(f.column));
   }
   change.AppendToString(out);
 }

@@ -14,6 +14,13 @@
 
 namespace shapebridge {
 
+namespace sync::v1 {
+class Value;
+}  // namespace sync::v1
+
+// A column value as the sync protocol carries it.
+void ValueToProto(const Value& v, sync::v1::Value* out);
+
 // Appends the encoding of `entry` as a sync.v1.Change without its offset field. `columns` is the
 // number of the shape's columns: an update carries `unchanged` for the columns it does not set.
 // A kMustRefetch entry has no encoding (it is never stored).

@@ -8,10 +8,12 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "bridge/common/pg.h"
+#include "bridge/log/change_codec.h"
 #include "bridge/server/params.h"
 #include "nlohmann/json.hpp"
 #include "shapebridge/sync/v1/sync.pb.h"
@@ -27,14 +29,57 @@ CREATE SCHEMA IF NOT EXISTS shapebridge;
 CREATE TABLE IF NOT EXISTS shapebridge.mutations (
   client_id text NOT NULL,
   mutation_id text NOT NULL,
-  outcome smallint NOT NULL DEFAULT 0,
-  code integer NOT NULL DEFAULT 0,
-  message text NOT NULL DEFAULT '',
+  result bytea NOT NULL DEFAULT ''::bytea,
   pushed_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (client_id, mutation_id)
 );
 COMMENT ON TABLE shapebridge.mutations IS
-  'Write-back: the result of every mutation pushed through shapebridge, by client and mutation id';
+  'Write-back: the result (a sync.v1.MutationResult) of every mutation pushed, by client and id';
+CREATE TABLE IF NOT EXISTS shapebridge.field_versions (
+  table_name text NOT NULL,
+  row_key text NOT NULL,
+  column_name text NOT NULL,
+  hlc bigint NOT NULL,
+  client_id text NOT NULL,
+  PRIMARY KEY (table_name, row_key, column_name)
+);
+COMMENT ON TABLE shapebridge.field_versions IS
+  'Write-back: the newest write of each field of writable tables, for last-write-wins';
+CREATE OR REPLACE FUNCTION shapebridge.row_key(row_json jsonb, key_columns text[])
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT jsonb_agg(row_json -> k ORDER BY o)::text
+  FROM unnest(key_columns) WITH ORDINALITY AS a(k, o)
+$$;
+-- Writes made directly in Postgres (not through Push) version the fields they change with the
+-- time of the write, as a hybrid logical clock value, and always after the stored version.
+CREATE OR REPLACE FUNCTION shapebridge.version_direct_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+  stamp bigint := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint << 16;
+BEGIN
+  IF current_setting('shapebridge.writer', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
+    IF TG_OP = 'DELETE' OR shapebridge.row_key(to_jsonb(OLD), TG_ARGV) <>
+                           shapebridge.row_key(to_jsonb(NEW), TG_ARGV) THEN
+      DELETE FROM shapebridge.field_versions
+      WHERE table_name = tbl AND row_key = shapebridge.row_key(to_jsonb(OLD), TG_ARGV);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  INSERT INTO shapebridge.field_versions AS v (table_name, row_key, column_name, hlc, client_id)
+  SELECT tbl, shapebridge.row_key(to_jsonb(NEW), TG_ARGV), n.key, stamp, ''
+  FROM jsonb_each(to_jsonb(NEW)) AS n
+  WHERE TG_OP = 'INSERT' OR n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key
+  ON CONFLICT (table_name, row_key, column_name)
+  DO UPDATE SET hlc = greatest(excluded.hlc, v.hlc + 1), client_id = '';
+  RETURN NULL;
+END
+$$;
 )sql";
 
 constexpr size_t kMaxIdBytes = 200;
@@ -157,6 +202,7 @@ struct Writer::Table {
   std::string quoted;    // "schema"."table" (set by Prepare, as the two below)
   std::string columns;   // every column, quoted, in catalog order
   std::vector<std::string> quoted_columns;
+  std::string key_array;  // ARRAY['id', ...]: the key columns, for shapebridge.row_key
 
   int ColumnIndex(const std::string& column) const {
     for (size_t i = 0; i < schema.columns.size(); ++i) {
@@ -184,6 +230,11 @@ class Writer::Batch {
 
   absl::StatusOr<pb::PushResponse> Run(const std::vector<Checked>& mutations) {
     if (auto r = sql_.Exec("BEGIN"); !r.ok()) return r.status();
+    // The direct-write trigger leaves the versions of this transaction's writes to Apply.
+    if (auto r = sql_.Exec("SET LOCAL shapebridge.writer = 'on'"); !r.ok()) {
+      (void)sql_.Exec("ROLLBACK");
+      return r.status();
+    }
     pb::PushResponse response;
     for (const Checked& m : mutations) {
       absl::Status s = Apply(m, response.add_results());
@@ -275,10 +326,8 @@ class Writer::Batch {
 
   absl::Status Record(const pb::MutationResult& result) {
     auto r = sql_.ExecParams(
-        "UPDATE shapebridge.mutations SET outcome = $3, code = $4, message = $5 "
-        "WHERE client_id = $1 AND mutation_id = $2",
-        {request_.client_id(), result.mutation_id(), std::to_string(result.outcome()),
-         std::to_string(result.code()), result.message()});
+        "UPDATE shapebridge.mutations SET result = $3 WHERE client_id = $1 AND mutation_id = $2",
+        {request_.client_id(), result.mutation_id(), Hex(result.SerializeAsString())});
     return r.status();
   }
 
@@ -302,14 +351,15 @@ class Writer::Batch {
     if (!claimed.ok()) return claimed.status();
     if (claimed->rows() == 0) {
       auto first = sql_.ExecParams(
-          "SELECT outcome, code, message FROM shapebridge.mutations "
+          "SELECT encode(result, 'base64') FROM shapebridge.mutations "
           "WHERE client_id = $1 AND mutation_id = $2",
           {request_.client_id(), mutation.mutation_id()});
       if (!first.ok()) return first.status();
-      result->set_outcome(
-          static_cast<pb::MutationResult::Outcome>(std::stoi(std::string(first->Get(0, 0)))));
-      result->set_code(std::stoi(std::string(first->Get(0, 1))));
-      result->set_message(std::string(first->Get(0, 2)));
+      std::string bytes;
+      if (!absl::Base64Unescape(std::string(first->Get(0, 0)), &bytes) ||
+          !result->ParseFromString(bytes)) {
+        return absl::DataLossError("the stored result of this mutation id is unreadable");
+      }
       result->set_duplicate(true);
       writer_.stats_.duplicates.fetch_add(1, std::memory_order_relaxed);
       return absl::OkStatus();
@@ -320,15 +370,19 @@ class Writer::Batch {
       where.push_back(absl::StrCat(table.quoted_columns[table.key[k]], " = $", k + 1));
     }
     const std::string key_sql = absl::StrJoin(where, " AND ");
-    auto before = sql_.ExecParams(absl::StrCat("SELECT ", table.columns, " FROM ", table.quoted,
-                                               " WHERE ", key_sql, " FOR UPDATE"),
-                                  m.key);
+    auto before = sql_.ExecParams(
+        absl::StrCat("SELECT ", table.columns, ", shapebridge.row_key(to_jsonb(t), ",
+                     table.key_array, ") FROM ", table.quoted, " AS t WHERE ", key_sql,
+                     " FOR UPDATE"),
+        m.key);
     if (!before.ok()) return before.status();
     std::optional<std::vector<Value>> old_row;
+    std::string row_key;
     if (before->rows() > 0) {
       auto row = ParseRow(table, *before);
       if (!row.ok()) return row.status();
       old_row = *std::move(row);
+      row_key = std::string(before->Get(0, static_cast<int>(table.schema.columns.size())));
     }
     pb::Mutation::Op op = mutation.op();
     if (op == pb::Mutation::UPSERT) op = old_row ? pb::Mutation::UPDATE : pb::Mutation::INSERT;
@@ -346,7 +400,35 @@ class Writer::Batch {
                                  " is not in a writable shape your token allows, with the "
                                  "columns written"));
     }
-    // (3) The write, undone when the row after is not allowed.
+    // (3) Last-write-wins per field: an UPDATE writes the fields whose (hlc, client_id) is newer
+    // than the stored version; the others are superseded by the stored value.
+    std::vector<bool> wins(m.columns.size(), true);
+    if (op == pb::Mutation::UPDATE) {
+      std::vector<std::string> names;
+      for (int c : m.columns) names.push_back(table.schema.columns[c].name);
+      auto stored = sql_.ExecParams(
+          "SELECT column_name, hlc, client_id FROM shapebridge.field_versions "
+          "WHERE table_name = $1 AND row_key = $2 AND column_name = ANY($3::text[])",
+          {table.name, row_key, ArrayText(nlohmann::json(names))});
+      if (!stored.ok()) return stored.status();
+      for (int r = 0; r < stored->rows(); ++r) {
+        const std::string column(stored->Get(r, 0));
+        const uint64_t hlc = std::stoull(std::string(stored->Get(r, 1)));
+        const std::string client(stored->Get(r, 2));
+        for (size_t i = 0; i < m.columns.size(); ++i) {
+          if (table.schema.columns[m.columns[i]].name != column) continue;
+          const uint64_t mine = mutation.fields(static_cast<int>(i)).hlc();
+          if (std::tie(mine, request_.client_id()) > std::tie(hlc, client)) continue;
+          wins[i] = false;
+          pb::FieldResult* f = Field(result, mutation, i);
+          f->set_superseded(true);
+          ValueToProto((*old_row)[m.columns[i]], f->mutable_winner());
+          f->set_winner_hlc(hlc);
+          f->set_winner_client_id(client);
+        }
+      }
+    }
+    // The write, undone when the row after is not allowed.
     std::vector<std::optional<std::string>> params = m.key;
     std::string sql;
     if (op == pb::Mutation::DELETE) {
@@ -354,11 +436,15 @@ class Writer::Batch {
     } else if (op == pb::Mutation::UPDATE) {
       std::vector<std::string> sets;
       for (size_t i = 0; i < m.columns.size(); ++i) {
+        if (!wins[i]) continue;
         sets.push_back(absl::StrCat(table.quoted_columns[m.columns[i]], " = $", params.size() + 1));
         params.push_back(m.values[i]);
       }
-      sql = absl::StrCat("UPDATE ", table.quoted, " SET ", absl::StrJoin(sets, ", "), " WHERE ",
-                         key_sql, " RETURNING ", table.columns);
+      // With every field superseded the row is read as it is (and still checked).
+      sql = sets.empty()
+                ? absl::StrCat("SELECT ", table.columns, " FROM ", table.quoted, " WHERE ", key_sql)
+                : absl::StrCat("UPDATE ", table.quoted, " SET ", absl::StrJoin(sets, ", "),
+                               " WHERE ", key_sql, " RETURNING ", table.columns);
     } else {
       std::vector<std::string> names;
       std::vector<std::string> placeholders;
@@ -372,8 +458,9 @@ class Writer::Batch {
         params.push_back(m.values[i]);
       }
       sql =
-          absl::StrCat("INSERT INTO ", table.quoted, " (", absl::StrJoin(names, ", "), ") VALUES (",
-                       absl::StrJoin(placeholders, ", "), ") RETURNING ", table.columns);
+          absl::StrCat("INSERT INTO ", table.quoted, " AS t (", absl::StrJoin(names, ", "),
+                       ") VALUES (", absl::StrJoin(placeholders, ", "), ") RETURNING ",
+                       table.columns, ", shapebridge.row_key(to_jsonb(t), ", table.key_array, ")");
     }
     if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
     auto written = sql_.ExecParams(sql, params);
@@ -385,16 +472,58 @@ class Writer::Batch {
         if (auto r = sql_.Exec("ROLLBACK TO SAVEPOINT shapebridge_mutation"); !r.ok()) {
           return r.status();
         }
+        result->clear_fields();
         return Reject(result, absl::StatusCode::kPermissionDenied,
                       absl::StrCat("the row of ", table.name,
                                    " would leave the writable shapes your token allows"));
       }
+      if (op == pb::Mutation::INSERT) {
+        row_key = std::string(written->Get(0, static_cast<int>(table.schema.columns.size())));
+      }
     }
     if (auto r = sql_.Exec("RELEASE SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
-    // (4) The result.
+    // (4) The versions of the fields written, and the result.
+    if (op == pb::Mutation::DELETE) {
+      auto r = sql_.ExecParams(
+          "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
+          {table.name, row_key});
+      if (!r.ok()) return r.status();
+    } else {
+      std::vector<std::string> rows;
+      std::vector<std::optional<std::string>> versions = {table.name, row_key,
+                                                          request_.client_id()};
+      for (size_t i = 0; i < m.columns.size(); ++i) {
+        Field(result, mutation, i);  // every field has its result, applied or superseded
+        if (!wins[i]) continue;
+        rows.push_back(absl::StrCat("($1, $2, $", versions.size() + 1, ", $", versions.size() + 2,
+                                    "::bigint, $3)"));
+        versions.push_back(table.schema.columns[m.columns[i]].name);
+        versions.push_back(std::to_string(mutation.fields(static_cast<int>(i)).hlc()));
+      }
+      if (!rows.empty()) {
+        auto r = sql_.ExecParams(
+            absl::StrCat("INSERT INTO shapebridge.field_versions "
+                         "(table_name, row_key, column_name, hlc, client_id) VALUES ",
+                         absl::StrJoin(rows, ", "),
+                         " ON CONFLICT (table_name, row_key, column_name) DO UPDATE SET "
+                         "hlc = excluded.hlc, client_id = excluded.client_id"),
+            versions);
+        if (!r.ok()) return r.status();
+      }
+    }
     result->set_outcome(pb::MutationResult::APPLIED);
     writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
     return Record(*result);
+  }
+
+  // The result of field `i` of `mutation` (added in field order when missing).
+  static pb::FieldResult* Field(pb::MutationResult* result, const pb::Mutation& mutation,
+                                size_t i) {
+    while (static_cast<size_t>(result->fields_size()) <= i) {
+      const int next = result->fields_size();
+      result->add_fields()->set_column(mutation.fields(next).column());
+    }
+    return result->mutable_fields(static_cast<int>(i));
   }
 
   Writer& writer_;
@@ -439,13 +568,28 @@ absl::Status Writer::Prepare() {
       table->quoted_columns.push_back((*sql)->QuoteIdentifier(c.name));
     }
     table->columns = absl::StrJoin(table->quoted_columns, ", ");
+    std::vector<std::string> keys;
+    for (int k : table->key) keys.push_back((*sql)->QuoteLiteral(table->schema.columns[k].name));
+    table->key_array = absl::StrCat("ARRAY[", absl::StrJoin(keys, ", "), "]::text[]");
   }
   auto r = (*sql)->Exec(kCreateSchema);
+  for (auto& table : tables_) {
+    if (!r.ok()) break;
+    std::vector<std::string> keys;
+    for (int k : table->key) keys.push_back((*sql)->QuoteLiteral(table->schema.columns[k].name));
+    r = (*sql)->Exec(absl::StrCat(
+        "CREATE OR REPLACE TRIGGER shapebridge_field_versions AFTER INSERT OR UPDATE OR DELETE ON ",
+        table->quoted, " FOR EACH ROW EXECUTE FUNCTION shapebridge.version_direct_write(",
+        absl::StrJoin(keys, ", "), ")"));
+  }
   ReturnConnection(*std::move(sql));
   if (!r.ok()) {
     return absl::Status(
         r.status().code(),
-        absl::StrCat("write-back: cannot create shapebridge.mutations: ", r.status().message()));
+        absl::StrCat("write-back: cannot create the shapebridge schema or the field version "
+                     "triggers of the writable tables (the role needs CREATE on the database and "
+                     "ownership of the tables): ",
+                     r.status().message()));
   }
   return absl::OkStatus();
 }
@@ -560,6 +704,20 @@ absl::StatusOr<pb::PushResponse> Writer::Push(const nlohmann::json& claims,
       }
       auto text = TextOf(f.value(), t.schema.columns[column]);
       if (!text.ok()) return invalid(absl::StrCat(where, ": fields: ", text.status().message()));
+      if (f.hlc() == 0) {
+        return invalid(absl::StrCat(where, ": fields: ", f.column(),
+                                    ": hlc missing (the client's hybrid logical clock when it "
+                                    "wrote the field)"));
+      }
+      {
+        // A timestamp far ahead of this server's clock would win against every later write.
+        std::lock_guard lock(clock_mu_);
+        auto observed = clock_.Observe(hlc::Timestamp::FromInteger(f.hlc()));
+        if (!observed.ok()) {
+          return invalid(
+              absl::StrCat(where, ": fields: ", f.column(), ": ", observed.status().message()));
+        }
+      }
       c.columns.push_back(column);
       c.values.push_back(*std::move(text));
     }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "clients/hlc/hlc.h"
 #include "nlohmann/json_fwd.hpp"
 #include "shapes/definition.h"
 
@@ -80,6 +81,8 @@ class Writer {
   std::vector<std::shared_ptr<const shapes::ShapeDefinition>> writable_;
   std::vector<std::unique_ptr<Table>> tables_;  // the tables of writable shapes
   WriterStats stats_;
+  std::mutex clock_mu_;
+  hlc::Clock clock_;  // refuses field timestamps more than a minute ahead
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;

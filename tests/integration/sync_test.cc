@@ -27,6 +27,7 @@
 #include "bridge/replication/replicator.h"
 #include "bridge/writeback/writer.h"
 #include "clients/cli/sync_client.h"
+#include "clients/hlc/hlc.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
@@ -1122,13 +1123,21 @@ class WritebackTest : public ::testing::Test {
     m.set_table("public.tasks");
     m.set_op(op);
     (*m.mutable_key())["id"] = Int(task);
-    uint64_t hlc = 1;
     for (auto& [column, value] : fields) {
       pb::FieldWrite* f = m.add_fields();
       f->set_column(column);
       *f->mutable_value() = value;
-      f->set_hlc(hlc++);
+      f->set_hlc(Clock().Now().integer());
     }
+    return m;
+  }
+  // The clients' clock (one for all: their writes are ordered as the test makes them).
+  static hlc::Clock& Clock() {
+    static hlc::Clock* clock = new hlc::Clock();
+    return *clock;
+  }
+  static pb::Mutation Stamped(pb::Mutation m, hlc::Timestamp at) {
+    for (auto& f : *m.mutable_fields()) f.set_hlc(at.integer());
     return m;
   }
   static grpc::Status Push(const std::string& token, const std::string& client,
@@ -1266,6 +1275,107 @@ BEGIN NEW.title := OLD.title || NEW.title; RETURN NEW; END $$)sql");
   EXPECT_EQ(MetricValue(after, applied), MetricValue(before, applied) + 2);
   EXPECT_EQ(MetricValue(after, duplicate), MetricValue(before, duplicate) + 14);
   EXPECT_EQ(MetricValue(after, pushes), MetricValue(before, pushes) + 8);
+}
+
+// Field-level last-write-wins: edits of different fields both survive in either order; of one
+// field, the larger (hlc, client_id) wins in either order and the loser learns the winner; a write
+// made directly in Postgres after an offline edit is not overwritten by it; a delete wins over an
+// earlier concurrent update.
+TEST_F(WritebackTest, LastWriteWinsPerField) {
+  const std::string token = Token({{"sub", "ada"}, {"projects", {1}}});
+  using M = pb::Mutation;
+  auto push = [&](const std::string& client, const pb::Mutation& m) {
+    pb::PushResponse response;
+    grpc::Status status = Push(token, client, {m}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.results_size() == 1 ? response.results(0) : pb::MutationResult();
+  };
+  for (int id = 40; id < 46; ++id) {
+    ASSERT_EQ(
+        push("setup", Task(absl::StrCat("i", id), M::INSERT, id,
+                           {{"project_id", Int(1)}, {"title", Text("t0")}, {"owner", Text("o0")}}))
+            .outcome(),
+        pb::MutationResult::APPLIED);
+  }
+  // Different fields, offline on two clients, pushed in either order.
+  for (int id : {40, 41}) {
+    const pb::Mutation a = Task(absl::StrCat("a", id), M::UPDATE, id, {{"title", Text("A")}});
+    const pb::Mutation b = Task(absl::StrCat("b", id), M::UPDATE, id, {{"owner", Text("B")}});
+    if (id == 40) {
+      EXPECT_FALSE(push("client-b", b).fields(0).superseded());
+      EXPECT_FALSE(push("client-a", a).fields(0).superseded());
+    } else {
+      EXPECT_FALSE(push("client-a", a).fields(0).superseded());
+      EXPECT_FALSE(push("client-b", b).fields(0).superseded());
+    }
+  }
+  EXPECT_EQ(Rows(40, 42), "40:1:A:B 41:1:A:B");
+  // One field: b's edit is later; pushed first or last, it wins.
+  for (int id : {42, 43}) {
+    const hlc::Timestamp earlier = Clock().Now();
+    const hlc::Timestamp later = Clock().Now();
+    const pb::Mutation a =
+        Stamped(Task(absl::StrCat("a", id), M::UPDATE, id, {{"title", Text("A")}}), earlier);
+    const pb::Mutation b =
+        Stamped(Task(absl::StrCat("b", id), M::UPDATE, id, {{"title", Text("B")}}), later);
+    pb::MutationResult lost;
+    if (id == 42) {
+      EXPECT_FALSE(push("client-b", b).fields(0).superseded());
+      lost = push("client-a", a);
+    } else {
+      EXPECT_FALSE(push("client-a", a).fields(0).superseded());
+      EXPECT_FALSE(push("client-b", b).fields(0).superseded());
+      continue;
+    }
+    EXPECT_EQ(lost.outcome(), pb::MutationResult::APPLIED);
+    ASSERT_EQ(lost.fields_size(), 1);
+    EXPECT_TRUE(lost.fields(0).superseded());
+    EXPECT_EQ(lost.fields(0).winner().text(), "B");
+    EXPECT_EQ(lost.fields(0).winner_hlc(), later.integer());
+    EXPECT_EQ(lost.fields(0).winner_client_id(), "client-b");
+  }
+  EXPECT_EQ(Rows(42, 44), "42:1:B:o0 43:1:B:o0");
+  // Equal timestamps: the larger client id wins.
+  const hlc::Timestamp same = Clock().Now();
+  push("client-z", Stamped(Task("z44", M::UPDATE, 44, {{"title", Text("Z")}}), same));
+  EXPECT_TRUE(push("client-y", Stamped(Task("y44", M::UPDATE, 44, {{"title", Text("Y")}}), same))
+                  .fields(0)
+                  .superseded());
+  // A direct write after an offline edit: the edit is superseded when it arrives.
+  const pb::Mutation offline = Task("c45", M::UPDATE, 45, {{"title", Text("offline")}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto sql = ConnectOrDie(*dsn_);
+  ExecOrDie(*sql, "UPDATE tasks SET title = 'direct' WHERE id = 45");
+  const pb::MutationResult late = push("client-c", offline);
+  ASSERT_EQ(late.fields_size(), 1);
+  EXPECT_TRUE(late.fields(0).superseded());
+  EXPECT_EQ(late.fields(0).winner().text(), "direct");
+  EXPECT_EQ(late.fields(0).winner_client_id(), "");
+  EXPECT_EQ(Rows(44, 46), "44:1:Z:o0 45:1:direct:o0");
+  // A newer edit after the direct write wins again.
+  EXPECT_FALSE(push("client-c", Task("d45", M::UPDATE, 45, {{"title", Text("newer")}}))
+                   .fields(0)
+                   .superseded());
+  EXPECT_EQ(Rows(45, 46), "45:1:newer:o0");
+  // Delete wins over an earlier concurrent update: the row is gone when the update arrives.
+  const pb::Mutation update = Task("u40", M::UPDATE, 40, {{"title", Text("too late")}});
+  EXPECT_EQ(push("client-a", Task("del40", M::DELETE, 40)).outcome(), pb::MutationResult::APPLIED);
+  const pb::MutationResult gone = push("client-b", update);
+  EXPECT_EQ(gone.outcome(), pb::MutationResult::REJECTED);
+  EXPECT_EQ(gone.code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(Rows(40, 41), "");
+  // Timestamps the server cannot take.
+  pb::PushResponse response;
+  const hlc::Timestamp future(Clock().Now().physical_ms() + 3'600'000, 0);
+  grpc::Status status =
+      Push(token, "client-a", {Stamped(Task("f", M::UPDATE, 41, {{"title", Text("x")}}), future)},
+           &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("ms ahead of this clock"));
+  status = Push(token, "client-a",
+                {Stamped(Task("h", M::UPDATE, 41, {{"title", Text("x")}}), hlc::Timestamp())},
+                &response);
+  EXPECT_THAT(status.error_message(), HasSubstr("hlc missing"));
 }
 
 // Malformed batches fail as a whole with INVALID_ARGUMENT and a message that names the mutation
