@@ -250,6 +250,7 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
                MetricType::Counter);
     AddValue(batches, w.batches.load(), {{"result", "committed"}});
     AddValue(batches, w.failed_batches.load(), {{"result", "failed"}});
+    AddValue(batches, w.retried_batches.load(), {{"result", "retried"}});
     out.push_back(std::move(batches));
   }
   return out;

@@ -244,8 +244,12 @@ class Writer::Batch {
         // client can change the batch.
         const absl::StatusCode code =
             SqlStateOf(s).starts_with("23") ? absl::StatusCode::kFailedPrecondition : s.code();
-        return absl::Status(code, absl::StrCat("mutation ", m.mutation->mutation_id(), ": ",
-                                               s.message(), "; nothing of the batch was written"));
+        absl::Status out(code, absl::StrCat("mutation ", m.mutation->mutation_id(), ": ",
+                                            s.message(), "; nothing of the batch was written"));
+        s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+          out.SetPayload(url, payload);
+        });
+        return out;
       }
     }
     if (auto r = sql_.Exec("COMMIT"); !r.ok()) return r.status();
@@ -724,19 +728,30 @@ absl::StatusOr<pb::PushResponse> Writer::Push(const nlohmann::json& claims,
     checked.push_back(std::move(c));
   }
 
-  auto sql = TakeConnection();
-  if (!sql.ok()) return sql.status();
-  Batch batch(*this, **sql, claims, request);
-  auto response = batch.Run(checked);
-  if (response.ok()) {
-    stats_.batches.fetch_add(1, std::memory_order_relaxed);
-    ReturnConnection(*std::move(sql));
-  } else {
+  for (int attempt = 1;; ++attempt) {
+    auto sql = TakeConnection();
+    if (!sql.ok()) return sql.status();
+    Batch batch(*this, **sql, claims, request);
+    auto response = batch.Run(checked);
+    if (response.ok()) {
+      stats_.batches.fetch_add(1, std::memory_order_relaxed);
+      ReturnConnection(*std::move(sql));
+      return response;
+    }
+    // Two batches that lock the same rows in different orders: Postgres picked this one to
+    // roll back. It is run again (the other has committed or will); so is a serialization
+    // failure. The connection is fine.
+    const std::string state = SqlStateOf(response.status());
+    if ((state == "40P01" || state == "40001") && attempt < kAttempts) {
+      stats_.retried_batches.fetch_add(1, std::memory_order_relaxed);
+      ReturnConnection(*std::move(sql));
+      continue;
+    }
     stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
-    // A connection that failed may be broken: drop it.
+    // A connection that failed otherwise may be broken: drop it.
     ReturnConnection(nullptr);
+    return response;
   }
-  return response;
 }
 
 }  // namespace shapebridge

@@ -39,8 +39,9 @@ class PushResponse;
 }  // namespace sync::v1
 
 struct WriterStats {
-  std::atomic<uint64_t> batches{0};         // Push calls that committed
-  std::atomic<uint64_t> failed_batches{0};  // Push calls rolled back by a database error
+  std::atomic<uint64_t> batches{0};          // Push calls that committed
+  std::atomic<uint64_t> failed_batches{0};   // Push calls rolled back by a database error
+  std::atomic<uint64_t> retried_batches{0};  // runs rolled back by a deadlock, run again
   std::atomic<uint64_t> applied{0};
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> duplicates{0};
@@ -50,6 +51,9 @@ class Writer {
  public:
   static constexpr int kMaxBatch = 1000;
   static constexpr int kConnections = 4;
+  // Runs of one batch when Postgres breaks a deadlock (or a serialization failure) by rolling it
+  // back.
+  static constexpr int kAttempts = 5;
 
   // `definitions`: every shape of the config; the writable ones authorize writes.
   Writer(std::string dsn, std::vector<std::shared_ptr<const shapes::ShapeDefinition>> definitions);

@@ -34,6 +34,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "rapidcheck.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_postgres.h"
 
@@ -1376,6 +1377,106 @@ TEST_F(WritebackTest, LastWriteWinsPerField) {
                 {Stamped(Task("h", M::UPDATE, 41, {{"title", Text("x")}}), hlc::Timestamp())},
                 &response);
   EXPECT_THAT(status.error_message(), HasSubstr("hlc missing"));
+}
+
+// Convergence: clients with skewed clocks edit fields offline and push at random moments (the last
+// outboxes all at once, concurrently) while other writers update the same fields directly in
+// Postgres. At the end every field holds the write with the largest (hlc, client_id), direct
+// writes counting with the version their trigger gave them.
+TEST_F(WritebackTest, EveryFieldConvergesToItsLastWriter) {
+  const std::string token = Token({{"sub", "ada"}, {"projects", {7}}});
+  auto sql = ConnectOrDie(*dsn_);
+  int case_number = 0;
+  const bool ok = rc::check([&] {
+    const int base = 100'000 + 100 * case_number++;
+    const int rows = *rc::gen::inRange(1, 4);
+    ExecOrDie(*sql, absl::StrCat("INSERT INTO tasks SELECT g, 7, 't', 'o' FROM generate_series(",
+                                 base, ", ", base + rows - 1, ") g"));
+    struct Write {
+      std::string value;
+      uint64_t hlc = 0;
+      std::string client;
+    };
+    auto version = [&](int row, const std::string& column) {
+      return std::stoull(QueryValue(
+          *sql, absl::StrCat("SELECT hlc FROM shapebridge.field_versions WHERE table_name = "
+                             "'public.tasks' AND row_key = '[",
+                             row, "]' AND column_name = '", column, "'")));
+    };
+    const std::vector<std::string> columns = {"title", "owner"};
+    std::map<std::pair<int, std::string>, Write> last;  // the oracle
+    for (int r = base; r < base + rows; ++r) {
+      for (const auto& c : columns)
+        last[{r, c}] = Write{c == "title" ? "t" : "o", version(r, c), ""};
+    }
+    auto note = [&](int row, const std::string& column, Write w) {
+      Write& current = last[{row, column}];
+      if (std::tie(w.hlc, w.client) > std::tie(current.hlc, current.client)) current = w;
+    };
+    constexpr int kClients = 3;
+    std::vector<std::unique_ptr<hlc::Clock>> clocks;
+    for (int k = 0; k < kClients; ++k) {
+      const int64_t skew = *rc::gen::inRange(-3'000, 3'001);
+      clocks.push_back(std::make_unique<hlc::Clock>(hlc::Clock::Options{.wall = [skew] {
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count() +
+                                     skew);
+      }}));
+    }
+    std::vector<std::vector<pb::Mutation>> outbox(kClients);
+    auto push = [&](int k) {
+      if (outbox[k].empty()) return;
+      pb::PushResponse response;
+      grpc::Status status = Push(token, absl::StrCat("c", k), outbox[k], &response);
+      RC_ASSERT(status.ok());
+      for (const auto& r : response.results()) {
+        RC_ASSERT(r.outcome() == pb::MutationResult::APPLIED);
+      }
+      outbox[k].clear();
+    };
+    const int steps = *rc::gen::inRange(1, 30);
+    for (int step = 0; step < steps; ++step) {
+      const int what = *rc::gen::inRange(0, 10);
+      const int k = *rc::gen::inRange(0, kClients);
+      const int row = base + *rc::gen::inRange(0, rows);
+      const std::string& column = columns[*rc::gen::inRange(0, 2)];
+      const std::string value = absl::StrCat("v", case_number, "-", step);
+      if (what < 6) {  // an offline edit
+        const hlc::Timestamp at = clocks[k]->Now();
+        outbox[k].push_back(Stamped(Task(absl::StrCat("m", base, "-", step), pb::Mutation::UPDATE,
+                                         row, {{column, Text(value)}}),
+                                    at));
+        note(row, column, Write{value, at.integer(), absl::StrCat("c", k)});
+      } else if (what < 8) {
+        push(k);
+      } else {  // a direct write
+        ExecOrDie(*sql,
+                  absl::StrCat("UPDATE tasks SET ", column, " = '", value, "' WHERE id = ", row));
+        note(row, column, Write{value, version(row, column), ""});
+      }
+    }
+    // The last outboxes at once. (RC_ASSERT throws: only on this thread.)
+    std::vector<grpc::Status> statuses(kClients);
+    std::vector<pb::PushResponse> responses(kClients);
+    std::vector<std::thread> pushers;
+    for (int k = 0; k < kClients; ++k) {
+      pushers.emplace_back(
+          [&, k] { statuses[k] = Push(token, absl::StrCat("c", k), outbox[k], &responses[k]); });
+    }
+    for (auto& t : pushers) t.join();
+    for (int k = 0; k < kClients; ++k) {
+      RC_ASSERT(statuses[k].ok());
+      for (const auto& r : responses[k].results()) {
+        RC_ASSERT(r.outcome() == pb::MutationResult::APPLIED);
+      }
+    }
+    for (const auto& [field, write] : last) {
+      RC_ASSERT(QueryValue(*sql, absl::StrCat("SELECT ", field.second, " FROM tasks WHERE id = ",
+                                              field.first)) == write.value);
+    }
+  });
+  EXPECT_TRUE(ok);
 }
 
 // Malformed batches fail as a whole with INVALID_ARGUMENT and a message that names the mutation
