@@ -148,6 +148,33 @@ absl::StatusOr<PgResult> PgConnection::ExecParams(
   return PgResult(raw);
 }
 
+absl::StatusOr<PgResult> PgConnection::ExecPrepared(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+  auto it = prepared_.find(sql);
+  if (it == prepared_.end()) {
+    if (prepared_.size() >= kMaxPrepared) return ExecParams(sql, params);
+    const std::string name = absl::StrCat("shapebridge_", prepared_.size());
+    pg_result* raw =
+        PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr);
+    if (absl::Status s = ResultStatus(raw, sql); !s.ok()) {
+      PQclear(raw);
+      return s;
+    }
+    PQclear(raw);
+    it = prepared_.emplace(sql, name).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  pg_result* raw = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                                  values.data(), nullptr, nullptr, 0);
+  if (absl::Status s = ResultStatus(raw, sql); !s.ok()) {
+    PQclear(raw);
+    return s;
+  }
+  return PgResult(raw);
+}
+
 absl::Status PgConnection::StreamRows(
     std::string_view sql, const std::vector<std::optional<std::string>>& params,
     const std::function<absl::Status(const PgResult& row)>& on_row) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -69,6 +70,12 @@ class PgConnection {
   absl::StatusOr<PgResult> Exec(std::string_view sql);
   absl::StatusOr<PgResult> ExecParams(std::string_view sql,
                                       const std::vector<std::optional<std::string>>& params);
+  // ExecParams through a prepared statement, prepared on first use of the text and kept for the
+  // connection's life (at most kMaxPrepared texts; later ones run unprepared): Postgres parses
+  // and plans a repeated statement once.
+  static constexpr size_t kMaxPrepared = 512;
+  absl::StatusOr<PgResult> ExecPrepared(const std::string& sql,
+                                        const std::vector<std::optional<std::string>>& params);
 
   // Sends a query (any number of statements) without waiting for it; FinishQuery() waits for its
   // results and returns the first error. One query in flight at a time.
@@ -107,6 +114,7 @@ class PgConnection {
   absl::Status ResultStatus(pg_result* result, std::string_view sql) const;
 
   pg_conn* conn_;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text -> name
 };
 
 }  // namespace shapebridge

@@ -229,9 +229,8 @@ class Writer::Batch {
       : writer_(writer), sql_(sql), claims_(claims), request_(request) {}
 
   absl::StatusOr<pb::PushResponse> Run(const std::vector<Checked>& mutations) {
-    if (auto r = sql_.Exec("BEGIN"); !r.ok()) return r.status();
     // The direct-write trigger leaves the versions of this transaction's writes to Apply.
-    if (auto r = sql_.Exec("SET LOCAL shapebridge.writer = 'on'"); !r.ok()) {
+    if (auto r = sql_.Exec("BEGIN; SET LOCAL shapebridge.writer = 'on'"); !r.ok()) {
       (void)sql_.Exec("ROLLBACK");
       return r.status();
     }
@@ -328,10 +327,19 @@ class Writer::Batch {
     return row;
   }
 
-  absl::Status Record(const pb::MutationResult& result) {
-    auto r = sql_.ExecParams(
-        "UPDATE shapebridge.mutations SET result = $3 WHERE client_id = $1 AND mutation_id = $2",
-        {request_.client_id(), result.mutation_id(), Hex(result.SerializeAsString())});
+  // Records the result with its id; `with` is an optional data-modifying statement to run in the
+  // same round trip (a CTE), whose parameters `params` come first.
+  absl::Status Record(const pb::MutationResult& result, const std::string& with = "",
+                      std::vector<std::optional<std::string>> params = {}) {
+    const size_t n = params.size();
+    params.push_back(request_.client_id());
+    params.push_back(result.mutation_id());
+    params.push_back(Hex(result.SerializeAsString()));
+    auto r = sql_.ExecPrepared(
+        absl::StrCat(with.empty() ? "" : absl::StrCat("WITH done AS (", with, ") "),
+                     "UPDATE shapebridge.mutations SET result = $", n + 3, " WHERE client_id = $",
+                     n + 1, " AND mutation_id = $", n + 2),
+        params);
     return r.status();
   }
 
@@ -348,13 +356,13 @@ class Writer::Batch {
     const Table& table = *m.table;
     result->set_mutation_id(mutation.mutation_id());
     // (1) Claim the id; a mutation pushed before returns its first result.
-    auto claimed = sql_.ExecParams(
+    auto claimed = sql_.ExecPrepared(
         "INSERT INTO shapebridge.mutations (client_id, mutation_id) VALUES ($1, $2) "
         "ON CONFLICT DO NOTHING RETURNING 1",
         {request_.client_id(), mutation.mutation_id()});
     if (!claimed.ok()) return claimed.status();
     if (claimed->rows() == 0) {
-      auto first = sql_.ExecParams(
+      auto first = sql_.ExecPrepared(
           "SELECT encode(result, 'base64') FROM shapebridge.mutations "
           "WHERE client_id = $1 AND mutation_id = $2",
           {request_.client_id(), mutation.mutation_id()});
@@ -374,7 +382,10 @@ class Writer::Batch {
       where.push_back(absl::StrCat(table.quoted_columns[table.key[k]], " = $", k + 1));
     }
     const std::string key_sql = absl::StrJoin(where, " AND ");
-    auto before = sql_.ExecParams(
+    // The row and its key in the version table. (The versions are read by a statement of their
+    // own, after the row is locked: a statement that waited for the lock reads other tables as
+    // they were when it started, so it could miss the versions the lock holder committed.)
+    auto before = sql_.ExecPrepared(
         absl::StrCat("SELECT ", table.columns, ", shapebridge.row_key(to_jsonb(t), ",
                      table.key_array, ") FROM ", table.quoted, " AS t WHERE ", key_sql,
                      " FOR UPDATE"),
@@ -408,17 +419,16 @@ class Writer::Batch {
     // than the stored version; the others are superseded by the stored value.
     std::vector<bool> wins(m.columns.size(), true);
     if (op == pb::Mutation::UPDATE) {
-      std::vector<std::string> names;
-      for (int c : m.columns) names.push_back(table.schema.columns[c].name);
-      auto stored = sql_.ExecParams(
-          "SELECT column_name, hlc, client_id FROM shapebridge.field_versions "
-          "WHERE table_name = $1 AND row_key = $2 AND column_name = ANY($3::text[])",
-          {table.name, row_key, ArrayText(nlohmann::json(names))});
-      if (!stored.ok()) return stored.status();
-      for (int r = 0; r < stored->rows(); ++r) {
-        const std::string column(stored->Get(r, 0));
-        const uint64_t hlc = std::stoull(std::string(stored->Get(r, 1)));
-        const std::string client(stored->Get(r, 2));
+      auto versions = sql_.ExecPrepared(
+          "SELECT coalesce(jsonb_agg(jsonb_build_array(column_name, hlc::text, client_id)), "
+          "'[]')::text FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
+          {table.name, row_key});
+      if (!versions.ok()) return versions.status();
+      const nlohmann::json stored = nlohmann::json::parse(versions->Get(0, 0));
+      for (const nlohmann::json& version : stored) {
+        const std::string column = version[0].get<std::string>();
+        const uint64_t hlc = std::stoull(version[1].get<std::string>());
+        const std::string client = version[2].get<std::string>();
         for (size_t i = 0; i < m.columns.size(); ++i) {
           if (table.schema.columns[m.columns[i]].name != column) continue;
           const uint64_t mine = mutation.fields(static_cast<int>(i)).hlc();
@@ -467,7 +477,7 @@ class Writer::Batch {
                        table.columns, ", shapebridge.row_key(to_jsonb(t), ", table.key_array, ")");
     }
     if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
-    auto written = sql_.ExecParams(sql, params);
+    auto written = sql_.ExecPrepared(sql, params);
     if (!written.ok()) return written.status();
     if (op != pb::Mutation::DELETE) {
       auto new_row = ParseRow(table, *written);
@@ -487,37 +497,31 @@ class Writer::Batch {
     }
     if (auto r = sql_.Exec("RELEASE SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
     // (4) The versions of the fields written, and the result.
-    if (op == pb::Mutation::DELETE) {
-      auto r = sql_.ExecParams(
-          "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
-          {table.name, row_key});
-      if (!r.ok()) return r.status();
-    } else {
-      std::vector<std::string> rows;
-      std::vector<std::optional<std::string>> versions = {table.name, row_key,
-                                                          request_.client_id()};
-      for (size_t i = 0; i < m.columns.size(); ++i) {
-        Field(result, mutation, i);  // every field has its result, applied or superseded
-        if (!wins[i]) continue;
-        rows.push_back(absl::StrCat("($1, $2, $", versions.size() + 1, ", $", versions.size() + 2,
-                                    "::bigint, $3)"));
-        versions.push_back(table.schema.columns[m.columns[i]].name);
-        versions.push_back(std::to_string(mutation.fields(static_cast<int>(i)).hlc()));
-      }
-      if (!rows.empty()) {
-        auto r = sql_.ExecParams(
-            absl::StrCat("INSERT INTO shapebridge.field_versions "
-                         "(table_name, row_key, column_name, hlc, client_id) VALUES ",
-                         absl::StrJoin(rows, ", "),
-                         " ON CONFLICT (table_name, row_key, column_name) DO UPDATE SET "
-                         "hlc = excluded.hlc, client_id = excluded.client_id"),
-            versions);
-        if (!r.ok()) return r.status();
-      }
-    }
     result->set_outcome(pb::MutationResult::APPLIED);
     writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
-    return Record(*result);
+    if (op == pb::Mutation::DELETE) {
+      return Record(*result,
+                    "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
+                    {table.name, row_key});
+    }
+    std::vector<std::string> rows;
+    std::vector<std::optional<std::string>> versions = {table.name, row_key, request_.client_id()};
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+      Field(result, mutation, i);  // every field has its result, applied or superseded
+      if (!wins[i]) continue;
+      rows.push_back(absl::StrCat("($1, $2, $", versions.size() + 1, ", $", versions.size() + 2,
+                                  "::bigint, $3)"));
+      versions.push_back(table.schema.columns[m.columns[i]].name);
+      versions.push_back(std::to_string(mutation.fields(static_cast<int>(i)).hlc()));
+    }
+    if (rows.empty()) return Record(*result);
+    return Record(*result,
+                  absl::StrCat("INSERT INTO shapebridge.field_versions "
+                               "(table_name, row_key, column_name, hlc, client_id) VALUES ",
+                               absl::StrJoin(rows, ", "),
+                               " ON CONFLICT (table_name, row_key, column_name) DO UPDATE SET "
+                               "hlc = excluded.hlc, client_id = excluded.client_id"),
+                  std::move(versions));
   }
 
   // The result of field `i` of `mutation` (added in field order when missing).

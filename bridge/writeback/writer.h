@@ -50,7 +50,7 @@ struct WriterStats {
 class Writer {
  public:
   static constexpr int kMaxBatch = 1000;
-  static constexpr int kConnections = 4;
+  static constexpr int kConnections = 8;
   // Runs of one batch when Postgres breaks a deadlock (or a serialization failure) by rolling it
   // back.
   static constexpr int kAttempts = 5;

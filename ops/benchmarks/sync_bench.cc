@@ -9,6 +9,11 @@
 // `fanout`: 1,000 connected clients over 100 instances, 100 single-row updates a second; the
 // latency from the moment the writer sends an update's autocommit UPDATE to the moment a client
 // receives the change, next to the same latency for a raw pgoutput reader of the same updates.
+//
+// `push`: 20 clients, each on its own channel and rows, push single-field updates in batches of 1
+// and of 50 (one Push call per batch, every mutation applied); throughput and per-call latency,
+// next to the same updates issued as plain SQL through libpq in the same run (autocommit
+// statements for batches of 1, one transaction per 50).
 
 #include <libpq-fe.h>
 
@@ -27,6 +32,7 @@
 #include "bridge/auth/jwt.h"
 #include "bridge/replication/replicator.h"
 #include "clients/cli/sync_client.h"
+#include "clients/hlc/hlc.h"
 #include "ops/benchmarks/bench.h"
 #include "ops/benchmarks/raw_slot.h"
 #include "tests/harness/test_postgres.h"
@@ -493,6 +499,180 @@ std::vector<Result> RunFanout() {
                  .target = "value < 25 ms"}};
 }
 
+// ----- push --------------------------------------------------------------------------------------
+
+constexpr int kPushClients = 20;
+constexpr int kMutationsPerClient = 500;
+constexpr int kRowsPerClient = 1'000;
+
+struct PushRun {
+  double mutations_per_second = 0;
+  std::vector<double> call_ms;  // sorted
+};
+
+// Runs `call(client, round)` kMutationsPerClient / batch times on each of kPushClients threads at
+// once; each call does `batch` mutations.
+PushRun RunClients(int batch, const std::function<void(int client, int round)>& call) {
+  std::vector<std::vector<double>> ms(kPushClients);
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (int c = 0; c < kPushClients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int round = 0; round < kMutationsPerClient / batch; ++round) {
+        const auto t0 = Clock::now();
+        call(c, round);
+        ms[c].push_back(Seconds(Clock::now() - t0) * 1000);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  PushRun run;
+  run.mutations_per_second =
+      static_cast<double>(kPushClients) * kMutationsPerClient / Seconds(Clock::now() - start);
+  for (auto& v : ms) run.call_ms.insert(run.call_ms.end(), v.begin(), v.end());
+  std::sort(run.call_ms.begin(), run.call_ms.end());
+  return run;
+}
+
+std::vector<Result> RunPush() {
+  const std::string dsn = shapebridge::testing::TestPostgres::Get().CreateDatabase("pushbench");
+  auto conn = ConnectOrDie(dsn);
+  ExecOrDie(*conn,
+            "CREATE TABLE notes (id int PRIMARY KEY, project_id int NOT NULL, title text NOT NULL, "
+            "body text NOT NULL)");
+  ExecOrDie(*conn, absl::StrCat("INSERT INTO notes SELECT g, g / ", kRowsPerClient,
+                                ", 'note ' || g, 'body' FROM generate_series(0, ",
+                                kPushClients * kRowsPerClient - 1, ") g"));
+  ExecOrDie(*conn, "VACUUM ANALYZE notes");
+  auto service = StartService(dsn, "pushbench", R"y(  - name: notes_by_project
+    table: public.notes
+    where: "project_id = $project"
+    writable: true
+    params:
+      project: {type: int, from: request, claim: projects}
+)y");
+  const std::string target = absl::StrCat("127.0.0.1:", service->port());
+  std::vector<std::string> tokens;
+  for (int c = 0; c < kPushClients; ++c) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    auto token =
+        auth::SignToken({{"sub", absl::StrCat("user", c)}, {"projects", {c}}, {"exp", now + 3600}},
+                        "HS256", kSecret);
+    if (!token.ok()) throw std::runtime_error(token.status().ToString());
+    tokens.push_back(*token);
+  }
+  std::vector<std::unique_ptr<pb::ShapeSync::Stub>> stubs;
+  std::vector<std::unique_ptr<hlc::Clock>> clocks;
+  for (int c = 0; c < kPushClients; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(pb::ShapeSync::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
+    clocks.push_back(std::make_unique<hlc::Clock>());
+  }
+  std::vector<std::unique_ptr<PgConnection>> sql;
+  for (int c = 0; c < kPushClients; ++c) sql.push_back(ConnectOrDie(dsn));
+
+  // The row a client's mutation `i` of round `round` updates, and its new title.
+  auto row = [](int c, int round, int batch, int i) {
+    return c * kRowsPerClient + (round * batch + i) % kRowsPerClient;
+  };
+  std::atomic<int> failures{0};
+  std::string failure;
+  std::mutex failure_mu;
+  auto push = [&](int batch, const std::string& tag) {
+    return RunClients(batch, [&, batch, tag](int c, int round) {
+      pb::PushRequest request;
+      request.set_client_id(absl::StrCat("device", c));
+      for (int i = 0; i < batch; ++i) {
+        pb::Mutation* m = request.add_mutations();
+        m->set_mutation_id(absl::StrCat(tag, "-", round, "-", i));
+        m->set_table("public.notes");
+        m->set_op(pb::Mutation::UPDATE);
+        (*m->mutable_key())["id"].set_int_value(row(c, round, batch, i));
+        pb::FieldWrite* f = m->add_fields();
+        f->set_column("title");
+        f->mutable_value()->set_text(absl::StrCat(tag, " ", round, " ", i));
+        f->set_hlc(clocks[c]->Now().integer());
+      }
+      pb::PushResponse response;
+      grpc::ClientContext context;
+      context.AddMetadata("authorization", "Bearer " + tokens[c]);
+      grpc::Status status = stubs[c]->Push(&context, request, &response);
+      bool ok = status.ok() && response.results_size() == batch;
+      for (const auto& r : response.results()) {
+        ok = ok && r.outcome() == pb::MutationResult::APPLIED && !r.fields(0).superseded();
+      }
+      if (!ok) {
+        ++failures;
+        std::lock_guard lock(failure_mu);
+        failure = status.ok() ? response.DebugString() : status.error_message();
+      }
+    });
+  };
+  auto plain = [&](int batch, const std::string& tag) {
+    return RunClients(batch, [&, batch, tag](int c, int round) {
+      if (batch > 1) ExecOrDie(*sql[c], "BEGIN");
+      for (int i = 0; i < batch; ++i) {
+        auto r = sql[c]->ExecParams(
+            "UPDATE notes SET title = $1 WHERE id = $2",
+            {absl::StrCat(tag, " ", round, " ", i), std::to_string(row(c, round, batch, i))});
+        if (!r.ok()) {
+          ++failures;
+          std::lock_guard lock(failure_mu);
+          failure = r.status().ToString();
+        }
+      }
+      if (batch > 1) ExecOrDie(*sql[c], "COMMIT");
+    });
+  };
+  std::vector<Result> results;
+  for (int batch : {1, 50}) {
+    std::cerr << "    batches of " << batch << "\n";
+    plain(batch, absl::StrCat("warm-sql-", batch));
+    push(batch, absl::StrCat("warm-push-", batch));
+    const PushRun sql_run = plain(batch, absl::StrCat("sql-", batch));
+    PushRun push_run = push(batch, absl::StrCat("push-", batch));
+    if (failures.load() > 0) {
+      throw std::runtime_error(absl::StrCat(failures.load(), " calls failed: ", failure));
+    }
+    std::vector<double> push_ms = push_run.call_ms;
+    std::vector<double> sql_ms = sql_run.call_ms;
+    std::cerr << "      push " << push_run.mutations_per_second << " mutations/s, p50 "
+              << Percentile(push_ms, 0.5) << " ms, p99 " << Percentile(push_ms, 0.99)
+              << " ms; plain SQL " << sql_run.mutations_per_second << " updates/s, p50 "
+              << Percentile(sql_ms, 0.5) << " ms, p99 " << Percentile(sql_ms, 0.99) << " ms\n";
+    const std::string what = absl::StrCat("push, batches of ", batch);
+    const std::string baseline =
+        absl::StrCat("plain SQL, ", batch == 1 ? "autocommit" : "txn of 50");
+    results.push_back(Result{.name = what,
+                             .value = push_run.mutations_per_second,
+                             .unit = "mutations/s",
+                             .baseline_name = baseline,
+                             .baseline_value = sql_run.mutations_per_second});
+    results.push_back(Result{.name = what + " p50",
+                             .value = Percentile(push_ms, 0.5),
+                             .unit = "ms",
+                             .baseline_name = baseline + " p50",
+                             .baseline_value = Percentile(sql_ms, 0.5)});
+    results.push_back(Result{.name = what + " p99",
+                             .value = Percentile(push_ms, 0.99),
+                             .unit = "ms",
+                             .baseline_name = baseline + " p99",
+                             .baseline_value = Percentile(sql_ms, 0.99)});
+  }
+  // Every pushed title is there: the last round of each client wrote its rows last.
+  const std::string last =
+      QueryValue(*conn, absl::StrCat("SELECT count(*) FROM notes WHERE title LIKE 'push-50 %'"));
+  if (std::stoi(last) != kPushClients * kMutationsPerClient) {
+    throw std::runtime_error(absl::StrCat("only ", last, " rows hold the last pushed titles"));
+  }
+  service->Stop();
+  return results;
+}
+
 }  // namespace
 
 std::vector<Benchmark> SyncBenchmarks() {
@@ -503,7 +683,11 @@ std::vector<Benchmark> SyncBenchmarks() {
           Benchmark{.name = "fanout",
                     .description = "commit-to-client latency of 100 updates/s to 1,000 clients "
                                    "over 100 instances, vs a raw pgoutput reader",
-                    .run = RunFanout}};
+                    .run = RunFanout},
+          Benchmark{.name = "push",
+                    .description = "write-back: 20 clients pushing batches of 1 and of 50 "
+                                   "updates, vs the same updates as plain SQL",
+                    .run = RunPush}};
 }
 
 }  // namespace shapebridge::bench

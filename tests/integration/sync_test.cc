@@ -1466,14 +1466,20 @@ TEST_F(WritebackTest, EveryFieldConvergesToItsLastWriter) {
     }
     for (auto& t : pushers) t.join();
     for (int k = 0; k < kClients; ++k) {
+      if (!statuses[k].ok()) RC_LOG() << "push of c" << k << ": " << statuses[k].error_message();
       RC_ASSERT(statuses[k].ok());
       for (const auto& r : responses[k].results()) {
         RC_ASSERT(r.outcome() == pb::MutationResult::APPLIED);
       }
     }
     for (const auto& [field, write] : last) {
-      RC_ASSERT(QueryValue(*sql, absl::StrCat("SELECT ", field.second, " FROM tasks WHERE id = ",
-                                              field.first)) == write.value);
+      const std::string got = QueryValue(
+          *sql, absl::StrCat("SELECT ", field.second, " FROM tasks WHERE id = ", field.first));
+      if (got != write.value) {
+        RC_LOG() << field.first << "." << field.second << " = " << got << ", want " << write.value
+                 << " (hlc " << write.hlc << ", client \"" << write.client << "\")";
+      }
+      RC_ASSERT(got == write.value);
     }
   });
   EXPECT_TRUE(ok);
