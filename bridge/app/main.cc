@@ -14,6 +14,7 @@
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
+#include "bridge/kafka/dev_cluster.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replicator.h"
 #include "nlohmann/json.hpp"
@@ -250,6 +251,20 @@ int RunLogTail(const std::string& dir, const std::string& from_text, bool follow
   }
 }
 
+int RunDevKafka(int brokers) {
+  const sigset_t signals = BlockStopSignals();
+  auto cluster = kafka::DevCluster::Start(brokers);
+  if (!cluster.ok()) return Fail(cluster.status());
+  // One line on stdout, for scripts: the bootstrap servers.
+  std::cout << "bootstrap.servers=" << (*cluster)->bootstrap_servers() << std::endl;
+  spdlog::info("[dev-kafka] {} in-memory brokers (librdkafka's mock cluster) until SIGINT/SIGTERM",
+               brokers);
+  while (!WaitForStopSignal(signals, std::chrono::milliseconds(1000))) {
+  }
+  spdlog::info("[dev-kafka] stopping");
+  return 0;
+}
+
 int RunCheckConfig(const std::string& path) {
   auto config = LoadConfig(path);
   if (!config.ok()) return Fail(config.status());
@@ -304,6 +319,13 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "Validate a config file and print every error");
   check->add_option("file", check_path, "Config file (YAML)")->required();
 
+  int brokers = 3;
+  auto* dev_kafka = app.add_subcommand(
+      "dev-kafka",
+      "Run an in-memory Kafka cluster on loopback for development and tests (librdkafka's mock "
+      "cluster; it speaks the Kafka protocol, keeps nothing) and print its bootstrap servers");
+  dev_kafka->add_option("--brokers", brokers, "Number of brokers")->check(CLI::Range(1, 16));
+
   CLI11_PARSE(app, argc, argv);
   if (log_format == "json") {
     spdlog::set_formatter(std::make_unique<shapebridge::JsonLogFormatter>());
@@ -313,6 +335,7 @@ int main(int argc, char** argv) {
   if (*serve) return shapebridge::RunServe(config_path);
   if (*token) return shapebridge::RunToken(config_path, claims, ttl_s);
   if (*check) return shapebridge::RunCheckConfig(check_path);
+  if (*dev_kafka) return shapebridge::RunDevKafka(brokers);
   if (*tail) {
     if (dir.empty()) {
       if (config_path.empty()) {

@@ -2,9 +2,12 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "bridge/log/embedded_log.h"
 #include "gmock/gmock.h"
@@ -100,6 +103,37 @@ TEST_F(CliTest, ReplicateRefusesAnInvalidConfig) {
   const Output out = RunShapebridge("replicate --config " + path);
   EXPECT_EQ(out.exit_code, 2);
   EXPECT_THAT(out.text, HasSubstr("replication.protocol_version: must be 1 or 2"));
+}
+
+// `dev-kafka` runs a cluster that outside Kafka clients use: kcat produces to it and reads back
+// what it produced; SIGTERM stops it cleanly.
+TEST_F(CliTest, DevKafkaServesKafkaClientsUntilSigterm) {
+  const std::string log = (dir_ / "dev-kafka.log").string();
+  testing::Subprocess kafka({testing::ShapebridgeBinary(), "dev-kafka", "--brokers", "2"}, log);
+  std::string bootstrap;
+  for (int i = 0; i < 100 && bootstrap.empty(); ++i) {
+    std::ifstream in(log);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("bootstrap.servers=", 0) == 0) bootstrap = line.substr(18);
+    }
+    if (bootstrap.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(bootstrap.empty()) << "no bootstrap.servers line in " << log;
+  EXPECT_EQ(std::count(bootstrap.begin(), bootstrap.end(), ','), 1) << bootstrap;  // 2 brokers
+  Output produced =
+      testing::RunCommand("printf 'one\\ntwo\\n' | kcat -P -b " + bootstrap + " -t dev -p 0 2>&1");
+  ASSERT_EQ(produced.exit_code, 0) << produced.text;
+  Output consumed =
+      testing::RunCommand("kcat -C -b " + bootstrap + " -t dev -p 0 -o beginning -e -q 2>&1");
+  ASSERT_EQ(consumed.exit_code, 0) << consumed.text;
+  EXPECT_EQ(consumed.text, "one\ntwo\n");
+  const int status = kafka.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The usage error for a bad broker count.
+  Output bad = RunShapebridge("dev-kafka --brokers 0 2>&1");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.text, HasSubstr("--brokers"));
 }
 
 }  // namespace
