@@ -1078,9 +1078,7 @@ void Router::RouteIn(Table& table, const RelationInfo& relation, const RowChange
 
 void Router::RouteTruncate(const RelationInfo& relation, std::vector<ShapeEntry>* out) {
   std::lock_guard lock(mu_);
-  auto it = tables_.find(relation.QualifiedName());
-  if (it == tables_.end()) return;
-  RefetchAll(*it->second, out);
+  if (const Table* table = FindTable(relation)) RefetchAll(*table, out);
 }
 
 }  // namespace shapebridge::shapes

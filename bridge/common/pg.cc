@@ -10,6 +10,14 @@
 namespace shapebridge {
 namespace {
 
+// libpq's view of statement parameters: a C string each, null for SQL NULL.
+std::vector<const char*> ParamPointers(const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+
 absl::StatusCode CodeForSqlState(std::string_view state) {
   if (state == "42501" || state.starts_with("28")) return absl::StatusCode::kPermissionDenied;
   if (state == "55006" || state == "55000") return absl::StatusCode::kFailedPrecondition;
@@ -136,9 +144,7 @@ absl::Status PgConnection::FinishQuery() {
 absl::StatusOr<PgResult> PgConnection::ExecParams(
     std::string_view sql, const std::vector<std::optional<std::string>>& params) {
   const std::string text(sql);
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = ParamPointers(params);
   pg_result* raw = PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
                                 values.data(), nullptr, nullptr, 0);
   if (absl::Status s = ResultStatus(raw, sql); !s.ok()) {
@@ -163,9 +169,7 @@ absl::StatusOr<PgResult> PgConnection::ExecPrepared(
     PQclear(raw);
     it = prepared_.emplace(sql, name).first;
   }
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = ParamPointers(params);
   pg_result* raw = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
                                   values.data(), nullptr, nullptr, 0);
   if (absl::Status s = ResultStatus(raw, sql); !s.ok()) {
@@ -179,9 +183,7 @@ absl::Status PgConnection::StreamRows(
     std::string_view sql, const std::vector<std::optional<std::string>>& params,
     const std::function<absl::Status(const PgResult& row)>& on_row) {
   const std::string text(sql);
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = ParamPointers(params);
   if (PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
                         values.data(), nullptr, nullptr, 0) != 1) {
     return absl::UnavailableError(TrimmedError(PQerrorMessage(conn_)));

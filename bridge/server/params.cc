@@ -128,4 +128,34 @@ absl::StatusOr<shapes::ParamValues> BindParams(const shapes::ShapeDefinition& de
   return values;
 }
 
+std::vector<shapes::ParamValues> TokenBindings(const shapes::ShapeDefinition& definition,
+                                               const nlohmann::json& claims, size_t max) {
+  std::vector<shapes::ParamValues> bindings = {{}};
+  for (const shapes::ShapeParam& p : definition.params) {
+    if (p.claim.empty() || !claims.is_object() || !claims.contains(p.claim)) return {};
+    const nlohmann::json& claim = claims.at(p.claim);
+    absl::StatusOr<std::vector<Value>> typed = ClaimValues("", p, claim);
+    if (claim.is_null() || !typed.ok()) return {};
+    std::vector<Value> candidates;
+    if (p.type.array) {
+      candidates.push_back(shapes::MakeArray(*typed, shapes::SqlType{p.type.id, false}));
+    } else if (p.source == shapes::ParamSource::kRequest) {
+      candidates = *std::move(typed);
+    } else if (!claim.is_array()) {
+      candidates.push_back((*typed)[0]);
+    }
+    std::vector<shapes::ParamValues> next;
+    for (const shapes::ParamValues& b : bindings) {
+      for (const Value& c : candidates) {
+        if (next.size() >= max) break;
+        shapes::ParamValues bound = b;
+        bound.insert_or_assign(p.name, c);
+        next.push_back(std::move(bound));
+      }
+    }
+    bindings = std::move(next);
+  }
+  return bindings;
+}
+
 }  // namespace shapebridge

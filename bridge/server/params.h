@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json_fwd.hpp"
@@ -22,5 +23,14 @@ namespace shapebridge {
 absl::StatusOr<shapes::ParamValues> BindParams(const shapes::ShapeDefinition& definition,
                                                const std::map<std::string, std::string>& request,
                                                const nlohmann::json& claims);
+
+// Every binding of the definition's parameters that the token's claims permit (at most `max`),
+// for checking a row against what a token may reach: a claim parameter takes the claim (as
+// BindParams does); a request parameter limited by a claim takes each of the claim's values in
+// turn, or, for an array parameter, all of them at once. None when a parameter comes from the
+// request with no claim to limit it, or when a claim is missing or holds values the parameter's
+// type does not take.
+std::vector<shapes::ParamValues> TokenBindings(const shapes::ShapeDefinition& definition,
+                                               const nlohmann::json& claims, size_t max);
 
 }  // namespace shapebridge

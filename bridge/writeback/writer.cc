@@ -85,15 +85,8 @@ $$;
 constexpr size_t kMaxIdBytes = 200;
 constexpr size_t kMaxBindings = 4096;
 
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "\\x";
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
+// bytea's text input.
+std::string Hex(const std::string& bytes) { return "\\x" + absl::BytesToHexString(bytes); }
 
 std::string FormatMicros(int64_t micros, const char* format) {
   if (micros == Value::kTimestampInfinity) return "infinity";
@@ -171,26 +164,6 @@ absl::StatusOr<std::optional<std::string>> TextOf(const pb::Value& v,
   }
 }
 
-// Postgres's text form of a JSON array of scalars, for an array parameter ("{\"a\",\"b\"}").
-std::string ArrayText(const nlohmann::json& array) {
-  std::vector<std::string> elements;
-  for (const auto& e : array) {
-    std::string text = e.is_string() ? e.get<std::string>() : e.dump();
-    std::string quoted = "\"";
-    for (char c : text) {
-      if (c == '"' || c == '\\') quoted.push_back('\\');
-      quoted.push_back(c);
-    }
-    quoted.push_back('"');
-    elements.push_back(std::move(quoted));
-  }
-  return absl::StrCat("{", absl::StrJoin(elements, ","), "}");
-}
-
-std::string ScalarText(const nlohmann::json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 }  // namespace
 
 // A table of writable shapes, with its SQL fragments.
@@ -261,35 +234,8 @@ class Writer::Batch {
       const std::shared_ptr<const shapes::ShapeDefinition>& def) {
     auto [it, created] = allowed_.try_emplace(def.get());
     if (!created) return it->second;
-    std::vector<std::map<std::string, std::string>> requests = {{}};
-    for (const shapes::ShapeParam& p : def->params) {
-      if (p.source != shapes::ParamSource::kRequest) continue;
-      std::vector<std::string> candidates;
-      if (claims_.is_object() && claims_.contains(p.claim)) {
-        const nlohmann::json& claim = claims_[p.claim];
-        if (p.type.array) {
-          candidates.push_back(claim.is_array() ? ArrayText(claim) : ScalarText(claim));
-        } else if (claim.is_array()) {
-          for (const auto& e : claim) candidates.push_back(ScalarText(e));
-        } else {
-          candidates.push_back(ScalarText(claim));
-        }
-      }
-      std::vector<std::map<std::string, std::string>> next;
-      for (const auto& r : requests) {
-        for (const auto& c : candidates) {
-          if (next.size() >= kMaxBindings) break;
-          auto bound = r;
-          bound[p.name] = c;
-          next.push_back(std::move(bound));
-        }
-      }
-      requests = std::move(next);
-    }
-    for (const auto& r : requests) {
-      auto values = BindParams(*def, r, claims_);
-      if (!values.ok()) continue;  // a claim value the parameter's type does not take
-      auto instance = shapes::ShapeInstance::Create(def, *std::move(values));
+    for (shapes::ParamValues& values : TokenBindings(*def, claims_, kMaxBindings)) {
+      auto instance = shapes::ShapeInstance::Create(def, std::move(values));
       if (instance.ok()) it->second.push_back(*std::move(instance));
     }
     return it->second;

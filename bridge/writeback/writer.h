@@ -4,16 +4,17 @@
 // Postgres transaction: for each mutation, (1) its (client_id, mutation_id) is claimed in
 // shapebridge.mutations, and a mutation pushed before returns its first result without writing;
 // (2) the row before is read FOR UPDATE and must be inside a writable shape the caller's token
-// allows; (3) the row is written and the row after must be inside such a shape too, which must
-// also hold every written column, otherwise the write is rolled back to a savepoint (nothing of
-// the mutation is written) and the mutation is REJECTED with PERMISSION_DENIED; (4) the result
-// is recorded with the id. Any database error rolls the whole batch back.
+// allows; (3) an UPDATE writes only the fields whose (hlc, client_id) is newer than the version in
+// shapebridge.field_versions (last-write-wins; a trigger versions direct writes), the others are
+// superseded; (4) the row is written and the row after must be inside such a shape too, which
+// must also hold every written column, otherwise the write is rolled back to a savepoint (nothing
+// of the mutation is written) and the mutation is REJECTED with PERMISSION_DENIED; (5) the
+// versions and the result are recorded with the id. Any database error rolls the whole batch
+// back; a batch rolled back to break a deadlock runs again.
 //
 // "Inside a writable shape the token allows": there is a binding of the shape's parameters that
-// the token permits (claim parameters take the claim; request parameters limited to a claim's
-// values take each of those values in turn, an array parameter the whole claim) under which the
-// shape's WHERE holds for the row. CompileDefinition refuses writable shapes with request
-// parameters that no claim limits.
+// the token permits (TokenBindings) under which the shape's WHERE holds for the row.
+// CompileDefinition refuses writable shapes with request parameters that no claim limits.
 //
 // Threads: Push may be called from any number of threads; each call takes a connection of a pool
 // of kConnections (waiting when all are busy).

@@ -33,6 +33,7 @@
 #include "bridge/replication/replicator.h"
 #include "clients/cli/sync_client.h"
 #include "clients/hlc/hlc.h"
+#include "nlohmann/json.hpp"
 #include "ops/benchmarks/bench.h"
 #include "ops/benchmarks/raw_slot.h"
 #include "tests/harness/test_postgres.h"
@@ -61,11 +62,13 @@ double Percentile(std::vector<double>& sorted, double p) {
   return sorted[i];
 }
 
-std::string Token() {
+// A token of the benchmark service with these claims, valid for an hour.
+std::string Token(nlohmann::json claims = {{"sub", "bench"}}) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  auto token = auth::SignToken({{"sub", "bench"}, {"exp", now + 3600}}, "HS256", kSecret);
+  claims["exp"] = now + 3600;
+  auto token = auth::SignToken(claims, "HS256", kSecret);
   if (!token.ok()) throw std::runtime_error(token.status().ToString());
   return *token;
 }
@@ -554,14 +557,7 @@ std::vector<Result> RunPush() {
   const std::string target = absl::StrCat("127.0.0.1:", service->port());
   std::vector<std::string> tokens;
   for (int c = 0; c < kPushClients; ++c) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    auto token =
-        auth::SignToken({{"sub", absl::StrCat("user", c)}, {"projects", {c}}, {"exp", now + 3600}},
-                        "HS256", kSecret);
-    if (!token.ok()) throw std::runtime_error(token.status().ToString());
-    tokens.push_back(*token);
+    tokens.push_back(Token({{"sub", absl::StrCat("user", c)}, {"projects", {c}}}));
   }
   std::vector<std::unique_ptr<pb::ShapeSync::Stub>> stubs;
   std::vector<std::unique_ptr<hlc::Clock>> clocks;
