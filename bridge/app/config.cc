@@ -126,6 +126,8 @@ void ParseShapes(Parser& p, const YAML::Node& list, Config* config) {
     }
     if (spec.name.empty()) {
       p.Error(node, path + ".name", "is required");
+    } else if (spec.name.starts_with("shapebridge_")) {
+      p.Error(node, path + ".name", "names starting with shapebridge_ are the built-in shapes'");
     } else if (!names.insert(spec.name).second) {
       p.Error(node, path, "is defined twice");
     }
@@ -307,6 +309,67 @@ void ParseServing(Parser& p, const YAML::Node& root, Config* config) {
   if (YAML::Node a = p.Find(root, "auth"); a) ParseAuth(p, a, config);
 }
 
+void GetSeconds(Parser& p, const YAML::Node& map, const std::string& path, const std::string& key,
+                std::chrono::seconds* out) {
+  int64_t value = out->count();
+  p.Get(map, path, key, &value);
+  if (value < 1) {
+    p.Error(p.Find(map, key), absl::StrCat(path, ".", key), "must be at least 1");
+    return;
+  }
+  *out = std::chrono::seconds(value);
+}
+
+void ParseWriteback(Parser& p, const YAML::Node& w, Config* config) {
+  WritebackConfig& c = config->writeback;
+  if (!p.CheckMap(w, "writeback",
+                  {"subject_claim", "violation_ttl_s", "mutation_retention_s", "sweep_interval_s",
+                   "rules"})) {
+    return;
+  }
+  p.Get(w, "writeback", "subject_claim", &c.subject_claim);
+  if (c.subject_claim.empty()) {
+    p.Error(p.Find(w, "subject_claim"), "writeback.subject_claim", "must not be empty");
+  }
+  GetSeconds(p, w, "writeback", "violation_ttl_s", &c.violation_ttl);
+  GetSeconds(p, w, "writeback", "mutation_retention_s", &c.mutation_retention);
+  GetSeconds(p, w, "writeback", "sweep_interval_s", &c.sweep_interval);
+  const YAML::Node list = p.Find(w, "rules");
+  if (!list) return;
+  if (!list.IsSequence()) {
+    p.Error(list, "writeback.rules", "must be a list of rules");
+    return;
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node node = list[i];
+    RuleSpec rule;
+    std::string path = absl::StrCat("writeback.rules[", i, "]");
+    if (node.IsMap()) p.Get(node, path, "name", &rule.name);
+    if (!rule.name.empty()) path = absl::StrCat("writeback.rules.", rule.name);
+    if (!p.CheckMap(node, path, {"name", "table", "check", "description"})) continue;
+    if (rule.name.empty()) {
+      p.Error(node, path + ".name", "is required");
+    } else if (!names.insert(rule.name).second) {
+      p.Error(node, path, "is defined twice");
+    }
+    p.Get(node, path, "table", &rule.table);
+    if (rule.table.find('.') == std::string::npos) {
+      p.Error(node, path + ".table", "is required, schema-qualified (like public.bookings)");
+    }
+    p.Get(node, path, "check", &rule.check);
+    if (rule.check.empty()) {
+      p.Error(node, path + ".check",
+              "is required: a query over $column values of the written row that returns the "
+              "conflicting rows");
+    }
+    p.Get(node, path, "description", &rule.description);
+    if (rule.description.empty()) rule.description = rule.name;
+    rule.location = Location(p.file(), node);
+    c.rules.push_back(std::move(rule));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& file_name) {
@@ -324,7 +387,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   }
   if (p.CheckMap(root, "",
                  {"postgres", "replication", "log", "shapes", "shape_log", "snapshot", "server",
-                  "metrics", "auth"})) {
+                  "metrics", "auth", "writeback"})) {
     if (YAML::Node pg = p.Find(root, "postgres"); pg) {
       if (p.CheckMap(pg, "postgres", {"dsn"}))
         p.Get(pg, "postgres", "dsn", &config.replication.dsn);
@@ -370,6 +433,18 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       p.Error(root, "replication.publication", "must not be empty");
     }
     if (YAML::Node list = p.Find(root, "shapes"); list) ParseShapes(p, list, &config);
+    if (YAML::Node w = p.Find(root, "writeback"); w) ParseWriteback(p, w, &config);
+    // Write-back's mutation records and violations, readable through built-in shapes.
+    if (std::any_of(config.shapes.begin(), config.shapes.end(),
+                    [](const auto& s) { return s.writable; })) {
+      for (auto& spec : BuiltinShapes(config.writeback)) {
+        config.shapes.push_back(std::move(spec));
+        config.shape_locations.push_back(absl::StrCat(file_name, ": built-in shape"));
+      }
+    } else if (!config.writeback.rules.empty()) {
+      p.Error(p.Find(root, "writeback"), "writeback.rules",
+              "no shape is writable: rules check writes made through Push");
+    }
     // Replicate every table a shape reads, besides those named explicitly.
     for (const auto& shape : config.shapes) {
       auto& tables = config.replication.tables;

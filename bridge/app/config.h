@@ -11,6 +11,7 @@
 #include "bridge/replication/replication_config.h"
 #include "bridge/server/snapshotter.h"
 #include "bridge/server/sync_server.h"
+#include "bridge/writeback/writer.h"
 #include "shapes/definition.h"
 
 namespace shapebridge {
@@ -24,11 +25,12 @@ struct Config {
   std::vector<shapes::ShapeDefinitionSpec> shapes;
   // Where each shape is defined ("FILE:LINE:COLUMN"), parallel to `shapes`, for error messages.
   std::vector<std::string> shape_locations;
-  ShapeLogConfig shape_log;  // `shape_log` section; dir defaults to log.dir + "/shapes"
-  SnapshotConfig snapshot;   // `snapshot` section; dsn is postgres.dsn
-  ServerConfig server;       // `server` section
-  MetricsConfig metrics;     // `metrics` section
-  auth::JwtConfig jwt;       // `auth.jwt` section (key files are read while parsing)
+  ShapeLogConfig shape_log;   // `shape_log` section; dir defaults to log.dir + "/shapes"
+  SnapshotConfig snapshot;    // `snapshot` section; dsn is postgres.dsn
+  ServerConfig server;        // `server` section
+  MetricsConfig metrics;      // `metrics` section
+  auth::JwtConfig jwt;        // `auth.jwt` section (key files are read while parsing)
+  WritebackConfig writeback;  // `writeback` section
 };
 
 // Parses and validates a YAML config. On failure the status message lists every problem, one a

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "bridge/kafka/dev_cluster.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/writeback/writer.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -54,6 +56,11 @@ int RunReplicate(const std::string& config_path) {
     auto sql = PgConnection::Connect(config->replication.dsn, PgConnectionKind::kSql, "shapebridge",
                                      config->replication.connect_timeout);
     if (!sql.ok()) return Fail(sql.status());
+    // The built-in shapes of write-back read its tables.
+    if (std::any_of(config->shapes.begin(), config->shapes.end(),
+                    [](const auto& spec) { return spec.writable; })) {
+      if (absl::Status s = Writer::CreateSchema(**sql); !s.ok()) return Fail(s);
+    }
     auto shapes = CompileShapes(*config, **sql);
     if (!shapes.ok()) return Fail(shapes.status());
     spdlog::info("[shapes] {} shape definitions checked against the catalog", shapes->size());
@@ -268,7 +275,9 @@ int RunDevKafka(int brokers) {
 int RunCheckConfig(const std::string& path) {
   auto config = LoadConfig(path);
   if (!config.ok()) return Fail(config.status());
-  std::cout << path << ": ok\n";
+  const size_t rules = config->writeback.rules.size();
+  std::cout << path << ": ok (" << config->shapes.size() << " shapes, " << rules
+            << (rules == 1 ? " rule" : " rules") << ")\n";
   return 0;
 }
 

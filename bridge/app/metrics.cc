@@ -242,6 +242,7 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
     MetricFamily mutations = Family("shapebridge_push_mutations_total",
                                     "Pushed mutations, by result", MetricType::Counter);
     AddValue(mutations, w.applied.load(), {{"result", "applied"}});
+    AddValue(mutations, w.superseded.load(), {{"result", "superseded"}});
     AddValue(mutations, w.rejected.load(), {{"result", "rejected"}});
     AddValue(mutations, w.duplicates.load(), {{"result", "duplicate"}});
     out.push_back(std::move(mutations));
@@ -252,6 +253,32 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
     AddValue(batches, w.failed_batches.load(), {{"result", "failed"}});
     AddValue(batches, w.retried_batches.load(), {{"result", "retried"}});
     out.push_back(std::move(batches));
+    MetricFamily detected =
+        Family("shapebridge_violations_detected_total",
+               "Rule violations recorded by pushes, by rule", MetricType::Counter);
+    MetricFamily resolved =
+        Family("shapebridge_violations_resolved_total",
+               "Rule violations resolved by a later push, by rule", MetricType::Counter);
+    MetricFamily open = Family("shapebridge_violations_open",
+                               "Open (unresolved, unexpired) violations at the last sweep, by rule",
+                               MetricType::Gauge);
+    for (const RuleStats& rule : writer->rule_stats()) {
+      AddValue(detected, rule.detected, {{"rule", rule.rule}});
+      AddValue(resolved, rule.resolved, {{"rule", rule.rule}});
+      if (rule.open >= 0) AddValue(open, rule.open, {{"rule", rule.rule}});
+    }
+    out.push_back(std::move(detected));
+    out.push_back(std::move(resolved));
+    out.push_back(std::move(open));
+    out.push_back(Counter("shapebridge_violations_expired_total",
+                          "Violations deleted by the sweeper after their expiry",
+                          w.expired_violations.load()));
+    out.push_back(Counter("shapebridge_mutation_records_expired_total",
+                          "Mutation records deleted by the sweeper after the retention",
+                          w.expired_mutations.load()));
+    out.push_back(Counter("shapebridge_writeback_sweep_errors_total",
+                          "Sweeps of violations and mutation records that failed",
+                          w.sweep_errors.load()));
   }
   return out;
 }

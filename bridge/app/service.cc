@@ -1,5 +1,7 @@
 #include "bridge/app/service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "bridge/common/pg.h"
 #include "bridge/log/routing_sink.h"
@@ -23,6 +25,11 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
                                    config.replication.connect_timeout);
   if (!sql.ok()) return sql.status();
+  // The built-in shapes of write-back read its tables.
+  if (std::any_of(config.shapes.begin(), config.shapes.end(),
+                  [](const auto& spec) { return spec.writable; })) {
+    if (absl::Status st = Writer::CreateSchema(**sql); !st.ok()) return st;
+  }
   auto compiled = CompileShapes(config, **sql);
   if (!compiled.ok()) return compiled.status();
   DefinitionMap definitions;
@@ -48,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   s->definitions_ = definitions.size();
   std::vector<std::shared_ptr<const shapes::ShapeDefinition>> all;
   for (const auto& [name, def] : definitions) all.push_back(def);
-  auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all));
+  auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all), config.writeback);
   if (writer->enabled()) {
     if (absl::Status st = writer->Prepare(); !st.ok()) return st;
     s->writer_ = std::move(writer);
@@ -87,6 +94,7 @@ void Service::Stop() {
 }
 
 void Service::Tick() {
+  if (writer_) writer_->Sweep(std::chrono::steady_clock::now());
   if (absl::Status st = log_->RetireIdle(std::chrono::steady_clock::now()); !st.ok()) {
     spdlog::warn("[shape_log] retention: {}", std::string(st.message()));
   }

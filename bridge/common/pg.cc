@@ -46,6 +46,7 @@ std::string SqlStateOf(const absl::Status& status) {
 void PgResult::Deleter::operator()(pg_result* r) const { PQclear(r); }
 int PgResult::rows() const { return PQntuples(result_.get()); }
 int PgResult::columns() const { return PQnfields(result_.get()); }
+std::string_view PgResult::ColumnName(int column) const { return PQfname(result_.get(), column); }
 bool PgResult::IsNull(int row, int column) const {
   return PQgetisnull(result_.get(), row, column) != 0;
 }

@@ -33,6 +33,7 @@ class PgResult {
 
   int rows() const;
   int columns() const;
+  std::string_view ColumnName(int column) const;
   bool IsNull(int row, int column) const;
   std::string_view Get(int row, int column) const;
   // Get(row, column), or nullopt when the value is NULL.

@@ -1,6 +1,7 @@
 #include "bridge/writeback/writer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -11,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "bridge/common/pg.h"
 #include "bridge/log/change_codec.h"
@@ -18,6 +20,7 @@
 #include "nlohmann/json.hpp"
 #include "shapebridge/sync/v1/sync.pb.h"
 #include "shapes/instance.h"
+#include "spdlog/spdlog.h"
 
 namespace shapebridge {
 namespace {
@@ -31,8 +34,10 @@ CREATE TABLE IF NOT EXISTS shapebridge.mutations (
   mutation_id text NOT NULL,
   result bytea NOT NULL DEFAULT ''::bytea,
   pushed_at timestamptz NOT NULL DEFAULT now(),
+  subject text NOT NULL DEFAULT '',
   PRIMARY KEY (client_id, mutation_id)
 );
+CREATE INDEX IF NOT EXISTS mutations_pushed_at ON shapebridge.mutations (pushed_at);
 COMMENT ON TABLE shapebridge.mutations IS
   'Write-back: the result (a sync.v1.MutationResult) of every mutation pushed, by client and id';
 CREATE TABLE IF NOT EXISTS shapebridge.field_versions (
@@ -41,10 +46,30 @@ CREATE TABLE IF NOT EXISTS shapebridge.field_versions (
   column_name text NOT NULL,
   hlc bigint NOT NULL,
   client_id text NOT NULL,
+  subject text NOT NULL DEFAULT '',
   PRIMARY KEY (table_name, row_key, column_name)
 );
 COMMENT ON TABLE shapebridge.field_versions IS
   'Write-back: the newest write of each field of writable tables, for last-write-wins';
+CREATE TABLE IF NOT EXISTS shapebridge.violations (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  rule text NOT NULL,
+  table_name text NOT NULL,
+  record_id text NOT NULL,
+  description text NOT NULL,
+  conflicting_ids text[] NOT NULL,
+  parties text[] NOT NULL,
+  detected_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  resolved_at timestamptz
+);
+COMMENT ON TABLE shapebridge.violations IS
+  'Write-back: rules broken by accepted writes; parties are the users whose writes are involved';
+CREATE UNIQUE INDEX IF NOT EXISTS violations_open
+  ON shapebridge.violations (rule, table_name, record_id) WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS violations_conflicting
+  ON shapebridge.violations USING gin (conflicting_ids) WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS violations_expires_at ON shapebridge.violations (expires_at);
 CREATE OR REPLACE FUNCTION shapebridge.row_key(row_json jsonb, key_columns text[])
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT jsonb_agg(row_json -> k ORDER BY o)::text
@@ -71,12 +96,13 @@ BEGIN
       RETURN NULL;
     END IF;
   END IF;
-  INSERT INTO shapebridge.field_versions AS v (table_name, row_key, column_name, hlc, client_id)
-  SELECT tbl, shapebridge.row_key(to_jsonb(NEW), TG_ARGV), n.key, stamp, ''
+  INSERT INTO shapebridge.field_versions AS v
+    (table_name, row_key, column_name, hlc, client_id, subject)
+  SELECT tbl, shapebridge.row_key(to_jsonb(NEW), TG_ARGV), n.key, stamp, '', ''
   FROM jsonb_each(to_jsonb(NEW)) AS n
   WHERE TG_OP = 'INSERT' OR n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key
   ON CONFLICT (table_name, row_key, column_name)
-  DO UPDATE SET hlc = greatest(excluded.hlc, v.hlc + 1), client_id = '';
+  DO UPDATE SET hlc = greatest(excluded.hlc, v.hlc + 1), client_id = '', subject = '';
   RETURN NULL;
 END
 $$;
@@ -164,7 +190,96 @@ absl::StatusOr<std::optional<std::string>> TextOf(const pb::Value& v,
   }
 }
 
+// A rule's check with its `$column` parameters numbered: "$1::type", with the columns in order.
+struct NumberedCheck {
+  std::string sql;
+  std::vector<std::string> columns;
+};
+
+bool IdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Replaces each `$name` outside literals, quoted identifiers, comments and dollar quotes with a
+// numbered parameter cast to the column's type (`types`: column name → SQL type).
+absl::StatusOr<NumberedCheck> NumberParameters(const std::string& check,
+                                               const std::map<std::string, std::string>& types) {
+  NumberedCheck out;
+  size_t i = 0;
+  auto copy_until = [&](size_t end) {
+    out.sql.append(check, i, end - i);
+    i = end;
+  };
+  while (i < check.size()) {
+    const char c = check[i];
+    if (c == '\'' || c == '"') {
+      size_t end = i + 1;
+      while (end < check.size() && check[end] != c) ++end;
+      copy_until(std::min(end + 1, check.size()));  // a doubled quote reads as two literals
+    } else if (c == '-' && check.compare(i, 2, "--") == 0) {
+      const size_t end = check.find('\n', i);
+      copy_until(end == std::string::npos ? check.size() : end);
+    } else if (c == '/' && check.compare(i, 2, "/*") == 0) {
+      const size_t end = check.find("*/", i + 2);
+      copy_until(end == std::string::npos ? check.size() : end + 2);
+    } else if (c == '$') {
+      size_t end = i + 1;
+      while (end < check.size() && IdentChar(check[end])) ++end;
+      const std::string name = check.substr(i + 1, end - i - 1);
+      if (end < check.size() && check[end] == '$' && (name.empty() || IdentStart(name[0]))) {
+        // A dollar-quoted string: $tag$ ... $tag$.
+        const std::string tag = check.substr(i, end - i + 1);
+        const size_t close = check.find(tag, end + 1);
+        copy_until(close == std::string::npos ? check.size() : close + tag.size());
+      } else if (name.empty() || !IdentStart(name[0])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "check: parameters are $column names of the written row, not \"$", name, "\""));
+      } else {
+        auto type = types.find(name);
+        if (type == types.end()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("check: $", name, " is not a column of the table"));
+        }
+        auto at = std::find(out.columns.begin(), out.columns.end(), name);
+        if (at == out.columns.end()) at = out.columns.insert(at, name);
+        absl::StrAppend(&out.sql, "$", at - out.columns.begin() + 1, "::", type->second);
+        i = end;
+      }
+    } else {
+      out.sql.push_back(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
+// The `{name}` placeholders of a description template.
+std::vector<std::string> Placeholders(const std::string& text) {
+  std::vector<std::string> names;
+  for (size_t open = text.find('{'); open != std::string::npos; open = text.find('{', open + 1)) {
+    const size_t close = text.find('}', open);
+    if (close == std::string::npos) break;
+    names.push_back(text.substr(open + 1, close - open - 1));
+  }
+  return names;
+}
+
+// A JSON value as text: strings without quotes, null as "null".
+std::string JsonText(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 }  // namespace
+
+// A rule of writeback.rules, checked against the catalog.
+struct Writer::Rule {
+  RuleSpec spec;
+  // SELECT <record id>, <row as JSON> FROM (<check>) AS c.
+  std::string sql;
+  std::vector<int> params;  // the table column of each parameter of `sql`
+  std::atomic<uint64_t> detected{0};
+  std::atomic<uint64_t> resolved{0};
+  std::atomic<int64_t> open{-1};
+};
 
 // A table of writable shapes, with its SQL fragments.
 struct Writer::Table {
@@ -176,6 +291,8 @@ struct Writer::Table {
   std::string columns;   // every column, quoted, in catalog order
   std::vector<std::string> quoted_columns;
   std::string key_array;  // ARRAY['id', ...]: the key columns, for shapebridge.row_key
+  std::string key_where;  // "id" = $1 AND ...
+  std::vector<Rule*> rules;
 
   int ColumnIndex(const std::string& column) const {
     for (size_t i = 0; i < schema.columns.size(); ++i) {
@@ -199,7 +316,10 @@ class Writer::Batch {
  public:
   Batch(Writer& writer, PgConnection& sql, const nlohmann::json& claims,
         const pb::PushRequest& request)
-      : writer_(writer), sql_(sql), claims_(claims), request_(request) {}
+      : writer_(writer), sql_(sql), claims_(claims), request_(request) {
+    auto it = claims.find(writer.config_.subject_claim);
+    if (it != claims.end() && !it->is_null()) subject_ = JsonText(*it);
+  }
 
   absl::StatusOr<pb::PushResponse> Run(const std::vector<Checked>& mutations) {
     // The direct-write trigger leaves the versions of this transaction's writes to Apply.
@@ -225,6 +345,10 @@ class Writer::Batch {
       }
     }
     if (auto r = sql_.Exec("COMMIT"); !r.ok()) return r.status();
+    for (const auto& [rule, counts] : rule_counts_) {
+      rule->detected.fetch_add(counts.first, std::memory_order_relaxed);
+      rule->resolved.fetch_add(counts.second, std::memory_order_relaxed);
+    }
     return response;
   }
 
@@ -303,16 +427,24 @@ class Writer::Batch {
     result->set_mutation_id(mutation.mutation_id());
     // (1) Claim the id; a mutation pushed before returns its first result.
     auto claimed = sql_.ExecPrepared(
-        "INSERT INTO shapebridge.mutations (client_id, mutation_id) VALUES ($1, $2) "
+        "INSERT INTO shapebridge.mutations (client_id, mutation_id, subject) VALUES ($1, $2, $3) "
         "ON CONFLICT DO NOTHING RETURNING 1",
-        {request_.client_id(), mutation.mutation_id()});
+        {request_.client_id(), mutation.mutation_id(), subject_});
     if (!claimed.ok()) return claimed.status();
     if (claimed->rows() == 0) {
       auto first = sql_.ExecPrepared(
-          "SELECT encode(result, 'base64') FROM shapebridge.mutations "
+          "SELECT encode(result, 'base64'), subject FROM shapebridge.mutations "
           "WHERE client_id = $1 AND mutation_id = $2",
           {request_.client_id(), mutation.mutation_id()});
       if (!first.ok()) return first.status();
+      if (first->Get(0, 1) != subject_) {
+        // Its result (with the values of superseded fields) is the other user's to read.
+        result->set_outcome(pb::MutationResult::REJECTED);
+        result->set_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
+        result->set_message("this client's mutation id was pushed by another user");
+        writer_.stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
       std::string bytes;
       if (!absl::Base64Unescape(std::string(first->Get(0, 0)), &bytes) ||
           !result->ParseFromString(bytes)) {
@@ -323,11 +455,7 @@ class Writer::Batch {
       return absl::OkStatus();
     }
     // (2) The row before.
-    std::vector<std::string> where;
-    for (size_t k = 0; k < table.key.size(); ++k) {
-      where.push_back(absl::StrCat(table.quoted_columns[table.key[k]], " = $", k + 1));
-    }
-    const std::string key_sql = absl::StrJoin(where, " AND ");
+    const std::string& key_sql = table.key_where;
     // The row and its key in the version table. (The versions are read by a statement of their
     // own, after the row is locked: a statement that waited for the lock reads other tables as
     // they were when it started, so it could miss the versions the lock holder committed.)
@@ -444,30 +572,180 @@ class Writer::Batch {
     if (auto r = sql_.Exec("RELEASE SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
     // (4) The versions of the fields written, and the result.
     result->set_outcome(pb::MutationResult::APPLIED);
-    writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
+    std::optional<std::vector<std::optional<std::string>>> new_texts;
+    absl::Status recorded;
     if (op == pb::Mutation::DELETE) {
-      return Record(*result,
-                    "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
-                    {table.name, row_key});
+      writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
+      recorded = Record(
+          *result, "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
+          {table.name, row_key});
+    } else {
+      new_texts.emplace();
+      for (size_t c = 0; c < table.schema.columns.size(); ++c) {
+        new_texts->push_back(written->GetOptional(0, static_cast<int>(c)));
+      }
+      std::vector<std::string> rows;
+      std::vector<std::optional<std::string>> versions = {table.name, row_key, request_.client_id(),
+                                                          subject_};
+      for (size_t i = 0; i < m.columns.size(); ++i) {
+        Field(result, mutation, i);  // every field has its result, applied or superseded
+        if (!wins[i]) continue;
+        rows.push_back(absl::StrCat("($1, $2, $", versions.size() + 1, ", $", versions.size() + 2,
+                                    "::bigint, $3, $4)"));
+        versions.push_back(table.schema.columns[m.columns[i]].name);
+        versions.push_back(std::to_string(mutation.fields(static_cast<int>(i)).hlc()));
+      }
+      (rows.size() == m.columns.size() ? writer_.stats_.applied : writer_.stats_.superseded)
+          .fetch_add(1, std::memory_order_relaxed);
+      recorded =
+          rows.empty()
+              ? Record(*result)
+              : Record(*result,
+                       absl::StrCat("INSERT INTO shapebridge.field_versions "
+                                    "(table_name, row_key, column_name, hlc, client_id, subject) "
+                                    "VALUES ",
+                                    absl::StrJoin(rows, ", "),
+                                    " ON CONFLICT (table_name, row_key, column_name) DO UPDATE "
+                                    "SET hlc = excluded.hlc, client_id = excluded.client_id, "
+                                    "subject = excluded.subject"),
+                       std::move(versions));
     }
-    std::vector<std::string> rows;
-    std::vector<std::optional<std::string>> versions = {table.name, row_key, request_.client_id()};
-    for (size_t i = 0; i < m.columns.size(); ++i) {
-      Field(result, mutation, i);  // every field has its result, applied or superseded
-      if (!wins[i]) continue;
-      rows.push_back(absl::StrCat("($1, $2, $", versions.size() + 1, ", $", versions.size() + 2,
-                                  "::bigint, $3)"));
-      versions.push_back(table.schema.columns[m.columns[i]].name);
-      versions.push_back(std::to_string(mutation.fields(static_cast<int>(i)).hlc()));
+    if (!recorded.ok()) return recorded;
+    // (5) The table's rules.
+    return CheckRules(table, row_key, new_texts);
+  }
+
+  // Runs the rules of `table` over the row `record_id` as written (`row`: its columns' text, or
+  // nullopt when it was deleted), then checks again the open violations that name the row among
+  // their conflicting records.
+  absl::Status CheckRules(const Table& table, const std::string& record_id,
+                          const std::optional<std::vector<std::optional<std::string>>>& row) {
+    if (table.rules.empty()) return absl::OkStatus();
+    // Two writes checked at once would each miss the other's row (each reads before the other
+    // commits): the checks of one table's rules take turns, each after the last one committed.
+    if (auto r = sql_.ExecPrepared("SELECT pg_advisory_xact_lock(hashtext($1))",
+                                   {absl::StrCat("shapebridge.rules:", table.name)});
+        !r.ok()) {
+      return r.status();
     }
-    if (rows.empty()) return Record(*result);
-    return Record(*result,
-                  absl::StrCat("INSERT INTO shapebridge.field_versions "
-                               "(table_name, row_key, column_name, hlc, client_id) VALUES ",
-                               absl::StrJoin(rows, ", "),
-                               " ON CONFLICT (table_name, row_key, column_name) DO UPDATE SET "
-                               "hlc = excluded.hlc, client_id = excluded.client_id"),
-                  std::move(versions));
+    for (Rule* rule : table.rules) {
+      absl::Status s = row ? Evaluate(table, *rule, record_id, *row, subject_)
+                           : Resolve(table, *rule, record_id);
+      if (!s.ok()) return s;
+    }
+    auto named = sql_.ExecPrepared(
+        "SELECT rule, record_id FROM shapebridge.violations WHERE table_name = $1 AND "
+        "resolved_at IS NULL AND conflicting_ids @> ARRAY[$2]::text[] AND record_id <> $2 "
+        "ORDER BY id",
+        {table.name, record_id});
+    if (!named.ok()) return named.status();
+    for (int v = 0; v < named->rows(); ++v) {
+      const std::string name(named->Get(v, 0));
+      const std::string other(named->Get(v, 1));
+      auto rule = std::find_if(table.rules.begin(), table.rules.end(),
+                               [&](const Rule* r) { return r->spec.name == name; });
+      if (rule == table.rules.end()) continue;  // a rule no longer configured
+      // The record's row as it is now.
+      std::vector<std::optional<std::string>> key;
+      const nlohmann::json values = nlohmann::json::parse(other, nullptr, false);
+      if (!values.is_array() || values.size() != table.key.size()) continue;
+      for (const auto& v : values) key.push_back(JsonText(v));
+      auto current = sql_.ExecPrepared(absl::StrCat("SELECT ", table.columns, " FROM ",
+                                                    table.quoted, " WHERE ", table.key_where),
+                                       key);
+      if (!current.ok()) return current.status();
+      absl::Status s;
+      if (current->rows() == 0) {
+        s = Resolve(table, **rule, other);
+      } else {
+        std::vector<std::optional<std::string>> texts;
+        for (size_t c = 0; c < table.schema.columns.size(); ++c) {
+          texts.push_back(current->GetOptional(0, static_cast<int>(c)));
+        }
+        s = Evaluate(table, **rule, other, texts, "");
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Runs `rule` for the row `record_id` (its columns' text `row`, written by `subject`): records
+  // or updates its violation when rows conflict, resolves it otherwise.
+  absl::Status Evaluate(const Table& table, Rule& rule, const std::string& record_id,
+                        const std::vector<std::optional<std::string>>& row,
+                        const std::string& subject) {
+    std::vector<std::optional<std::string>> params;
+    for (int c : rule.params) params.push_back(row[c]);
+    auto conflicts = sql_.ExecPrepared(rule.sql, params);
+    if (!conflicts.ok()) {
+      return absl::Status(conflicts.status().code(), absl::StrCat("rule ", rule.spec.name, ": ",
+                                                                  conflicts.status().message()));
+    }
+    if (conflicts->rows() == 0) return Resolve(table, rule, record_id);
+    std::vector<std::string> ids;
+    std::vector<std::string> descriptions;
+    for (int r = 0; r < conflicts->rows(); ++r) {
+      ids.push_back(std::string(conflicts->Get(r, 0)));
+      const nlohmann::json other = nlohmann::json::parse(conflicts->Get(r, 1), nullptr, false);
+      std::string text;
+      const std::string& pattern = rule.spec.description;
+      for (size_t i = 0; i < pattern.size();) {
+        const size_t open = pattern.find('{', i);
+        const size_t close = open == std::string::npos ? open : pattern.find('}', open);
+        if (close == std::string::npos) {
+          text.append(pattern, i);
+          break;
+        }
+        text.append(pattern, i, open - i);
+        const std::string name = pattern.substr(open + 1, close - open - 1);
+        if (name.starts_with("new.")) {
+          const int c = table.ColumnIndex(name.substr(4));
+          text += c < 0 ? "" : row[c].value_or("null");
+        } else if (other.is_object() && other.contains(name)) {
+          text += JsonText(other[name]);
+        }
+        i = close + 1;
+      }
+      descriptions.push_back(std::move(text));
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::vector<std::string> quoted;
+    for (const std::string& id : ids) {
+      quoted.push_back(
+          absl::StrCat("\"", absl::StrReplaceAll(id, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\""));
+    }
+    // The parties: the writer and the users whose pushes wrote the conflicting rows.
+    auto recorded = sql_.ExecPrepared(
+        "INSERT INTO shapebridge.violations AS v "
+        "(rule, table_name, record_id, description, conflicting_ids, parties, expires_at) "
+        "SELECT $1, $2, $3, $4, $5::text[], ARRAY(SELECT DISTINCT s FROM (SELECT $6::text AS s "
+        "UNION SELECT subject FROM shapebridge.field_versions WHERE table_name = $2 AND "
+        "row_key = ANY($5::text[] || $3::text)) AS p WHERE s <> '' ORDER BY s), "
+        "now() + make_interval(secs => $7::bigint) "
+        "ON CONFLICT (rule, table_name, record_id) WHERE resolved_at IS NULL DO UPDATE SET "
+        "description = excluded.description, conflicting_ids = excluded.conflicting_ids, "
+        "parties = ARRAY(SELECT DISTINCT s FROM unnest(v.parties || excluded.parties) AS s "
+        "ORDER BY s) "
+        "WHERE (v.description, v.conflicting_ids) IS DISTINCT FROM "
+        "(excluded.description, excluded.conflicting_ids) OR NOT v.parties @> excluded.parties "
+        "RETURNING v.xmax = 0",
+        {rule.spec.name, table.name, record_id, absl::StrJoin(descriptions, "; "),
+         absl::StrCat("{", absl::StrJoin(quoted, ","), "}"), subject,
+         std::to_string(writer_.config_.violation_ttl.count())});
+    if (!recorded.ok()) return recorded.status();
+    if (recorded->rows() > 0 && recorded->Get(0, 0) == "t") ++rule_counts_[&rule].first;
+    return absl::OkStatus();
+  }
+
+  absl::Status Resolve(const Table& table, Rule& rule, const std::string& record_id) {
+    auto resolved = sql_.ExecPrepared(
+        "UPDATE shapebridge.violations SET resolved_at = now() WHERE rule = $1 AND "
+        "table_name = $2 AND record_id = $3 AND resolved_at IS NULL RETURNING 1",
+        {rule.spec.name, table.name, record_id});
+    if (!resolved.ok()) return resolved.status();
+    rule_counts_[&rule].second += resolved->rows();
+    return absl::OkStatus();
   }
 
   // The result of field `i` of `mutation` (added in field order when missing).
@@ -484,14 +762,40 @@ class Writer::Batch {
   PgConnection& sql_;
   const nlohmann::json& claims_;
   const pb::PushRequest& request_;
+  std::string subject_;  // the token's subject claim ("" without one)
+  // Violations detected and resolved by this batch, counted when it commits.
+  std::map<Rule*, std::pair<uint64_t, uint64_t>> rule_counts_;
   std::map<const shapes::ShapeDefinition*,
            std::vector<std::shared_ptr<const shapes::ShapeInstance>>>
       allowed_;
 };
 
+std::vector<shapes::ShapeDefinitionSpec> BuiltinShapes(const WritebackConfig& config) {
+  using shapes::ParamSource;
+  using shapes::ParamSpec;
+  const ParamSpec subject{.name = "subject",
+                          .type = "text",
+                          .source = ParamSource::kClaim,
+                          .claim = config.subject_claim};
+  return {
+      {.name = "shapebridge_mutations",
+       .table = "shapebridge.mutations",
+       .columns = {"client_id", "mutation_id", "result", "pushed_at"},
+       .where = "client_id = $client_id AND subject = $subject",
+       .params = {ParamSpec{.name = "client_id", .type = "text"}, subject}},
+      {.name = "shapebridge_violations",
+       .table = "shapebridge.violations",
+       .columns = {"id", "rule", "table_name", "record_id", "description", "conflicting_ids",
+                   "detected_at", "expires_at", "resolved_at"},
+       .where = "$subject = ANY(parties)",
+       .params = {subject}},
+  };
+}
+
 Writer::Writer(std::string dsn,
-               std::vector<std::shared_ptr<const shapes::ShapeDefinition>> definitions)
-    : dsn_(std::move(dsn)) {
+               std::vector<std::shared_ptr<const shapes::ShapeDefinition>> definitions,
+               WritebackConfig config)
+    : dsn_(std::move(dsn)), config_(std::move(config)) {
   for (auto& def : definitions) {
     if (!def->writable) continue;
     writable_.push_back(def);
@@ -508,9 +812,90 @@ Writer::Writer(std::string dsn,
     }
     (*it)->definitions.push_back(def);
   }
+  for (const RuleSpec& spec : config_.rules) {
+    auto rule = std::make_unique<Rule>();
+    rule->spec = spec;
+    rules_.push_back(std::move(rule));
+  }
 }
 
 Writer::~Writer() = default;
+
+absl::Status Writer::CreateSchema(PgConnection& sql) {
+  auto r = sql.Exec(kCreateSchema);
+  if (!r.ok()) {
+    return absl::Status(
+        r.status().code(),
+        absl::StrCat("write-back: cannot create the schema shapebridge (the role needs CREATE on "
+                     "the database): ",
+                     r.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Writer::PrepareRules(PgConnection& sql) {
+  std::vector<std::string> errors;
+  for (auto& rule : rules_) {
+    const RuleSpec& spec = rule->spec;
+    auto error = [&](const std::string& what) {
+      errors.push_back(absl::StrCat(spec.location, ": writeback.rules.", spec.name, ": ", what));
+    };
+    auto table = std::find_if(tables_.begin(), tables_.end(),
+                              [&](const auto& t) { return t->name == spec.table; });
+    if (table == tables_.end()) {
+      error(absl::StrCat("table: ", spec.table, " has no writable shape"));
+      continue;
+    }
+    Table& t = **table;
+    auto types = sql.ExecParams(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        {t.quoted});
+    if (!types.ok()) return types.status();
+    std::map<std::string, std::string> column_types;
+    for (int r = 0; r < types->rows(); ++r) {
+      column_types.emplace(types->Get(r, 0), types->Get(r, 1));
+    }
+    auto numbered = NumberParameters(spec.check, column_types);
+    if (!numbered.ok()) {
+      error(std::string(numbered.status().message()));
+      continue;
+    }
+    // The columns the check returns, from running it once over nulls.
+    auto described =
+        sql.ExecParams(absl::StrCat("SELECT * FROM (", numbered->sql, "\n) AS c LIMIT 0"),
+                       std::vector<std::optional<std::string>>(numbered->columns.size()));
+    if (!described.ok()) {
+      error(absl::StrCat("check: ", described.status().message()));
+      continue;
+    }
+    std::set<std::string> returned;
+    for (int c = 0; c < described->columns(); ++c) returned.emplace(described->ColumnName(c));
+    for (int k : t.key) {
+      if (!returned.contains(t.schema.columns[k].name)) {
+        error(absl::StrCat("check: must return the primary key column ", t.schema.columns[k].name,
+                           " of the conflicting rows"));
+      }
+    }
+    for (const std::string& name : Placeholders(spec.description)) {
+      const bool known =
+          name.starts_with("new.") ? t.ColumnIndex(name.substr(4)) >= 0 : returned.contains(name);
+      if (!known) {
+        error(absl::StrCat("description: {", name,
+                           "} is neither a column the check returns nor new.<column of ", t.name,
+                           ">"));
+      }
+    }
+    rule->sql = absl::StrCat("SELECT shapebridge.row_key(to_jsonb(c), ", t.key_array,
+                             "), to_jsonb(c)::text FROM (", numbered->sql, "\n) AS c");
+    for (const std::string& column : numbered->columns) {
+      rule->params.push_back(t.ColumnIndex(column));
+    }
+    t.rules.push_back(rule.get());
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return absl::OkStatus();
+}
 
 absl::Status Writer::Prepare() {
   auto sql = TakeConnection();
@@ -525,8 +910,13 @@ absl::Status Writer::Prepare() {
     std::vector<std::string> keys;
     for (int k : table->key) keys.push_back((*sql)->QuoteLiteral(table->schema.columns[k].name));
     table->key_array = absl::StrCat("ARRAY[", absl::StrJoin(keys, ", "), "]::text[]");
+    std::vector<std::string> where;
+    for (size_t k = 0; k < table->key.size(); ++k) {
+      where.push_back(absl::StrCat(table->quoted_columns[table->key[k]], " = $", k + 1));
+    }
+    table->key_where = absl::StrJoin(where, " AND ");
   }
-  auto r = (*sql)->Exec(kCreateSchema);
+  absl::StatusOr<PgResult> r = PgResult();
   for (auto& table : tables_) {
     if (!r.ok()) break;
     std::vector<std::string> keys;
@@ -536,16 +926,76 @@ absl::Status Writer::Prepare() {
         table->quoted, " FOR EACH ROW EXECUTE FUNCTION shapebridge.version_direct_write(",
         absl::StrJoin(keys, ", "), ")"));
   }
-  ReturnConnection(*std::move(sql));
   if (!r.ok()) {
+    ReturnConnection(*std::move(sql));
     return absl::Status(
         r.status().code(),
-        absl::StrCat("write-back: cannot create the shapebridge schema or the field version "
-                     "triggers of the writable tables (the role needs CREATE on the database and "
-                     "ownership of the tables): ",
+        absl::StrCat("write-back: cannot create the field version triggers of the writable tables "
+                     "(the role needs ownership of the tables): ",
                      r.status().message()));
   }
-  return absl::OkStatus();
+  absl::Status rules = PrepareRules(**sql);
+  ReturnConnection(*std::move(sql));
+  return rules;
+}
+
+void Writer::Sweep(std::chrono::steady_clock::time_point now) {
+  {
+    std::lock_guard lock(sweep_mu_);
+    if (last_sweep_ != std::chrono::steady_clock::time_point{} &&
+        now - last_sweep_ < config_.sweep_interval) {
+      return;
+    }
+    last_sweep_ = now;
+  }
+  auto sql = TakeConnection();
+  if (!sql.ok()) {
+    stats_.sweep_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto expired = (*sql)->ExecPrepared(
+      "WITH v AS (DELETE FROM shapebridge.violations WHERE expires_at <= now() RETURNING 1) "
+      "SELECT count(*) FROM v",
+      {});
+  auto forgotten = (*sql)->ExecPrepared(
+      "WITH m AS (DELETE FROM shapebridge.mutations WHERE "
+      "pushed_at < now() - make_interval(secs => $1::bigint) RETURNING 1) SELECT count(*) FROM m",
+      {std::to_string(config_.mutation_retention.count())});
+  auto open = (*sql)->ExecPrepared(
+      "SELECT rule, count(*) FROM shapebridge.violations WHERE resolved_at IS NULL GROUP BY rule",
+      {});
+  if (!expired.ok() || !forgotten.ok() || !open.ok()) {
+    stats_.sweep_errors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("[writeback] sweep failed: {}", std::string((!expired.ok()     ? expired.status()
+                                                              : !forgotten.ok() ? forgotten.status()
+                                                                                : open.status())
+                                                                 .message()));
+    ReturnConnection(nullptr);
+    return;
+  }
+  stats_.expired_violations.fetch_add(std::stoull(std::string(expired->Get(0, 0))),
+                                      std::memory_order_relaxed);
+  stats_.expired_mutations.fetch_add(std::stoull(std::string(forgotten->Get(0, 0))),
+                                     std::memory_order_relaxed);
+  for (auto& rule : rules_) {
+    int64_t count = 0;
+    for (int r = 0; r < open->rows(); ++r) {
+      if (open->Get(r, 0) == rule->spec.name) count = std::stoll(std::string(open->Get(r, 1)));
+    }
+    rule->open.store(count, std::memory_order_relaxed);
+  }
+  ReturnConnection(*std::move(sql));
+}
+
+std::vector<RuleStats> Writer::rule_stats() const {
+  std::vector<RuleStats> out;
+  for (const auto& rule : rules_) {
+    out.push_back({.rule = rule->spec.name,
+                   .detected = rule->detected.load(std::memory_order_relaxed),
+                   .resolved = rule->resolved.load(std::memory_order_relaxed),
+                   .open = rule->open.load(std::memory_order_relaxed)});
+  }
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> Writer::TakeConnection() {

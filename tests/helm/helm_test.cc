@@ -142,6 +142,25 @@ TEST_F(HelmTest, RenderedConfigPassesCheckConfig) {
   };
   Result ok = check("");
   EXPECT_EQ(ok.exit_code, 0) << ok.text;
+  // Write-back: a writable shape and a rule, through the chart's `writeback` value.
+  std::ofstream(dir / "writeback.yaml") << R"y(shapes:
+  - name: bookings
+    table: public.bookings
+    writable: true
+    where: "building = $b"
+    params:
+      b: {type: int, from: request, claim: buildings}
+writeback:
+  violation_ttl_s: 3600
+  rules:
+    - name: double_booking
+      table: public.bookings
+      check: SELECT id FROM public.bookings WHERE room = $room AND id <> $id
+      description: "room {new.room} is taken"
+)y";
+  Result writeback = check("-f " + (dir / "writeback.yaml").string());
+  EXPECT_EQ(writeback.exit_code, 0) << writeback.text;
+  EXPECT_THAT(writeback.text, HasSubstr("1 rule"));
   // Not vacuous: a wrong key passed through extraConfig is caught, with its location.
   Result bad = check("--set extraConfig.server.listne=0.0.0.0:1");
   EXPECT_NE(bad.exit_code, 0);

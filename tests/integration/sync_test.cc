@@ -1087,6 +1087,9 @@ class WritebackTest : public ::testing::Test {
     ExecOrDie(*sql,
               "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
               "owner text, secret text)");
+    ExecOrDie(*sql,
+              "CREATE TABLE bookings (id int PRIMARY KEY, building int NOT NULL, room text NOT "
+              "NULL, starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL, title text)");
     dir_ = new std::string(MakeTempDir());
     service_ = StartService(ConfigYaml(*dsn_, "writeback", *dir_, R"y(  - name: tasks_writable
     table: public.tasks
@@ -1095,6 +1098,21 @@ class WritebackTest : public ::testing::Test {
     writable: true
     params:
       project: {type: int, from: request, claim: projects}
+  - name: bookings_writable
+    table: public.bookings
+    where: "building = $building"
+    writable: true
+    params:
+      building: {type: int, from: request, claim: buildings}
+writeback:
+  sweep_interval_s: 1
+  rules:
+    - name: double_booking
+      table: public.bookings
+      check: >
+        SELECT id, title FROM public.bookings
+        WHERE room = $room AND id <> $id AND starts_at < $ends_at AND $starts_at < ends_at
+      description: "room {new.room} is also booked for {title} (booking {id})"
 )y"))
                    .release();
     ASSERT_NE(service_, nullptr);
@@ -1136,6 +1154,35 @@ class WritebackTest : public ::testing::Test {
   static hlc::Clock& Clock() {
     static hlc::Clock* clock = new hlc::Clock();
     return *clock;
+  }
+  // A mutation of public.bookings in building 1: room, from and to in hours after a fixed day.
+  static pb::Mutation Booking(const std::string& id, pb::Mutation::Op op, int booking,
+                              const std::string& room, double from, double to,
+                              const std::string& title = "") {
+    constexpr int64_t kDay = 1'830'000'000'000'000;  // 2027-12-28, in microseconds
+    auto at = [](double hours) {
+      pb::Value v;
+      v.set_timestamptz_us(kDay + static_cast<int64_t>(hours * 3'600'000'000));
+      return v;
+    };
+    std::vector<std::pair<std::string, pb::Value>> fields = {{"starts_at", at(from)},
+                                                             {"ends_at", at(to)}};
+    if (op == pb::Mutation::INSERT) {
+      fields.emplace_back("building", Int(1));
+      fields.emplace_back("room", Text(room));
+      fields.emplace_back("title", Text(title));
+    }
+    pb::Mutation m = Task(id, op, booking, fields);
+    m.set_table("public.bookings");
+    return m;
+  }
+  // Waits until `done` holds (polling); false after 20 s.
+  static bool WaitFor(const std::function<bool()>& done) {
+    for (int i = 0; i < 2000; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
   }
   static pb::Mutation Stamped(pb::Mutation m, hlc::Timestamp at) {
     for (auto& f : *m.mutable_fields()) f.set_hlc(at.integer());
@@ -1501,7 +1548,7 @@ TEST_F(WritebackTest, BadBatchesAreRefusedWhole) {
   m.set_table("public.items");
   bad(m,
       "mutations[1] (b1): table \"public.items\" has no writable shape (writable tables: "
-      "public.tasks)");
+      "public.bookings, public.tasks)");
   bad(Task("b2", M::UPDATE, 31, {{"titel", Text("x")}}),
       "mutations[1] (b2): fields: public.tasks has no column \"titel\"");
   bad(Task("b3", M::UPDATE, 31, {{"project_id", Text("one")}}),
@@ -1539,6 +1586,281 @@ TEST_F(WritebackTest, BadBatchesAreRefusedWhole) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(Outcomes(response), "ok=applied");
   EXPECT_EQ(Rows(30, 40), "30:1");
+}
+
+// Read-your-writes: the writer's Sync stream carries each mutation record at the LSN of the
+// transaction that applied it, in the same checkpoint as the rows it wrote; only its user sees it.
+TEST_F(WritebackTest, TheSyncStreamSaysWhenEachMutationWasApplied) {
+  using M = pb::Mutation;
+  const std::string ada = Token({{"sub", "ada"}, {"projects", {1}}});
+  const std::string eve = Token({{"sub", "eve"}, {"projects", {1}}});
+  TestClient client(service_->port(), ada);
+  client.KeepMessages();
+  client.Subscribe({.id = "tasks", .shape = "tasks_writable", .params = {{"project", "1"}}});
+  client.Subscribe(
+      {.id = "mine", .shape = "shapebridge_mutations", .params = {{"client_id", "tablet-7"}}});
+  TestClient other(service_->port(), eve);
+  other.Subscribe(
+      {.id = "mine", .shape = "shapebridge_mutations", .params = {{"client_id", "tablet-7"}}});
+  // Both subscriptions up to date before the push (else its rows may come as snapshot rows).
+  ASSERT_TRUE(WaitFor([&] {
+    std::set<std::string> up;
+    for (const auto& r : client.messages()) {
+      if (r.has_up_to_date()) up.insert(r.up_to_date().subscription_id());
+    }
+    return up.size() == 2;
+  }));
+
+  pb::PushResponse response;
+  grpc::Status status =
+      Push(ada, "tablet-7",
+           {Task("rw1", M::INSERT, 40, {{"project_id", Int(1)}, {"title", Text("first")}}),
+            Task("rw2", M::UPDATE, 40, {{"title", Text("second")}})},
+           &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(Outcomes(response), "rw1=applied rw2=applied");
+  ASSERT_TRUE(WaitFor([&] { return client.RowsOf("mine").size() == 2; }))
+      << client.RowsOf("mine").size();
+
+  // Every change of the push, rows and mutation records, has the commit LSN of its transaction,
+  // and a checkpoint at or after it follows them.
+  uint64_t lsn = 0;
+  size_t last_change = 0;
+  std::optional<size_t> checkpoint_after;
+  std::map<std::string, pb::MutationResult> results;
+  const auto messages = client.messages();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const pb::SyncResponse& r = messages[i];
+    if (r.has_checkpoint() && lsn != 0 && r.checkpoint().lsn() >= lsn && !checkpoint_after) {
+      checkpoint_after = i;
+    }
+    if (!r.has_changes()) continue;
+    for (const pb::Change& c : r.changes().changes()) {
+      // The push's changes (the snapshot may hold rows of other tests).
+      if (c.op() == pb::Change::DELETE ||
+          (r.changes().subscription_id() == "tasks" && c.key(0).int_value() != 40)) {
+        continue;
+      }
+      if (lsn == 0) lsn = c.offset().lsn();
+      EXPECT_EQ(c.offset().lsn(), lsn)
+          << r.changes().subscription_id() << " " << c.ShortDebugString();
+      EXPECT_FALSE(checkpoint_after.has_value()) << "a change after the checkpoint";
+      last_change = i;
+      if (r.changes().subscription_id() == "mine") {
+        ASSERT_EQ(c.key_size(), 2);
+        EXPECT_EQ(c.key(0).text(), "tablet-7");
+        if (c.row(2).has_bytes_value() && !c.row(2).bytes_value().empty()) {
+          ASSERT_TRUE(results[c.key(1).text()].ParseFromString(c.row(2).bytes_value()));
+        }
+      }
+    }
+  }
+  ASSERT_NE(lsn, 0u);
+  ASSERT_TRUE(checkpoint_after.has_value());
+  EXPECT_GT(*checkpoint_after, last_change);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results["rw1"].SerializeAsString(), response.results(0).SerializeAsString());
+  EXPECT_EQ(results["rw2"].SerializeAsString(), response.results(1).SerializeAsString());
+  EXPECT_EQ(client.RowsOf("tasks").at("40")[2], "second");
+
+  // Another user with the same client id sees none of them, and cannot read them by pushing.
+  ASSERT_TRUE(other.WaitForCheckpoint(lsn));
+  EXPECT_TRUE(other.RowsOf("mine").empty());
+  status = Push(eve, "tablet-7", {Task("rw1", M::UPDATE, 40, {{"title", Text("x")}})}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Outcomes(response), "rw1=PERMISSION_DENIED");
+  EXPECT_EQ(response.results(0).fields_size(), 0);
+  EXPECT_TRUE(client.errors().empty()) << absl::StrJoin(client.errors(), "\n");
+}
+
+// The double booking: both writes are applied, one violation is recorded, both users receive it,
+// a reschedule resolves it (of either booking), and expiry removes it.
+TEST_F(WritebackTest, DoubleBookingsAreFlaggedSyncedResolvedAndExpired) {
+  using M = pb::Mutation;
+  const std::string ada = Token({{"sub", "ada"}, {"buildings", {1}}});
+  const std::string bob = Token({{"sub", "bob"}, {"buildings", {1}}});
+  const std::string cyd = Token({{"sub", "cyd"}, {"buildings", {1}}});
+  TestClient a(service_->port(), ada);
+  TestClient b(service_->port(), bob);
+  TestClient c(service_->port(), cyd);
+  for (TestClient* client : {&a, &b, &c}) {
+    client->Subscribe({.id = "v", .shape = "shapebridge_violations"});
+  }
+  const RuleStats before = service_->writer()->rule_stats().at(0);
+  const uint64_t expired_before = service_->writer()->stats().expired_violations.load();
+  auto sql = ConnectOrDie(*dsn_);
+  auto violations = [&] {
+    return QueryValue(*sql,
+                      "SELECT coalesce(string_agg(concat_ws(' | ', rule, table_name, record_id, "
+                      "conflicting_ids::text, parties::text, description, "
+                      "extract(epoch FROM expires_at - detected_at)::int, resolved_at IS NULL), "
+                      "E'\\n' ORDER BY id), '') "
+                      "FROM shapebridge.violations");
+  };
+  // "resolved_at" of the violation of `record` in a client's replica ("" when it has none).
+  auto seen = [](TestClient& client, const std::string& record) {
+    for (const auto& [key, row] : client.RowsOf("v")) {
+      if (row[3] == record) return row[8] == "null" ? std::string("open") : "resolved";
+    }
+    return std::string();
+  };
+
+  // Booked offline, pushed later: both applied.
+  pb::PushResponse response;
+  ASSERT_TRUE(
+      Push(ada, "ada-phone", {Booking("a1", M::INSERT, 1, "blue", 10, 11, "standup")}, &response)
+          .ok());
+  EXPECT_EQ(Outcomes(response), "a1=applied");
+  ASSERT_TRUE(Push(bob, "bob-laptop",
+                   {Booking("b1", M::INSERT, 2, "blue", 10.5, 11.5, "interview"),
+                    Booking("b2", M::INSERT, 3, "green", 10.5, 11.5, "lunch")},
+                   &response)
+                  .ok());
+  EXPECT_EQ(Outcomes(response), "b1=applied b2=applied");
+  EXPECT_EQ(QueryValue(*sql, "SELECT count(*) FROM bookings"), "3");
+  EXPECT_EQ(violations(),
+            "double_booking | public.bookings | [2] | {[1]} | {ada,bob} | room blue is also "
+            "booked for standup (booking 1) | 259200 | t");
+  // Both users receive it; a third does not.
+  ASSERT_TRUE(WaitFor([&] { return seen(a, "[2]") == "open" && seen(b, "[2]") == "open"; }));
+  EXPECT_TRUE(c.RowsOf("v").empty());
+
+  // Bob reschedules: resolved, for both.
+  ASSERT_TRUE(Push(bob, "bob-laptop", {Booking("b3", M::UPDATE, 2, "", 12, 13)}, &response).ok());
+  EXPECT_EQ(Outcomes(response), "b3=applied");
+  ASSERT_TRUE(
+      WaitFor([&] { return seen(a, "[2]") == "resolved" && seen(b, "[2]") == "resolved"; }));
+
+  // Ada books over Bob's new time; then Bob moves his booking away: a write to the conflicting
+  // row resolves the violation of the other.
+  ASSERT_TRUE(
+      Push(ada, "ada-phone", {Booking("a2", M::INSERT, 4, "blue", 12.5, 13.5, "retro")}, &response)
+          .ok());
+  ASSERT_TRUE(WaitFor([&] { return seen(a, "[4]") == "open" && seen(b, "[4]") == "open"; }));
+  EXPECT_THAT(violations(), HasSubstr("[4] | {[2]} | {ada,bob} | room blue is also booked for "
+                                      "interview (booking 2) | 259200 | t"));
+  ASSERT_TRUE(Push(bob, "bob-laptop", {Booking("b4", M::UPDATE, 2, "", 15, 16)}, &response).ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return seen(a, "[4]") == "resolved" && seen(b, "[4]") == "resolved"; }));
+  // A write that conflicts with nothing records nothing.
+  ASSERT_TRUE(Push(bob, "bob-laptop", {Booking("b5", M::UPDATE, 3, "", 17, 18)}, &response).ok());
+  EXPECT_EQ(QueryValue(*sql, "SELECT count(*) FROM shapebridge.violations"), "2");
+  const RuleStats after = service_->writer()->rule_stats().at(0);
+  EXPECT_EQ(after.rule, "double_booking");
+  EXPECT_EQ(after.detected - before.detected, 2u);
+  EXPECT_EQ(after.resolved - before.resolved, 2u);
+
+  // Expiry: the sweeper deletes violations past expires_at, and the clients see them go.
+  ExecOrDie(*sql, "UPDATE shapebridge.violations SET expires_at = now() - interval '1 second'");
+  ASSERT_TRUE(WaitFor([&] {
+    service_->Tick();
+    return QueryValue(*sql, "SELECT count(*) FROM shapebridge.violations") == "0";
+  }));
+  EXPECT_EQ(service_->writer()->stats().expired_violations.load() - expired_before, 2u);
+  ASSERT_TRUE(WaitFor([&] { return a.RowsOf("v").empty() && b.RowsOf("v").empty(); }));
+  for (TestClient* client : {&a, &b, &c}) {
+    EXPECT_TRUE(client->errors().empty()) << absl::StrJoin(client->errors(), "\n");
+  }
+}
+
+// Bookings of one slot pushed at the same moment by two users: each pair gives exactly one
+// violation (the checks of a table's rules take turns, so the second sees the first).
+TEST_F(WritebackTest, ConcurrentDoubleBookingsAreEachFlaggedOnce) {
+  using M = pb::Mutation;
+  const std::string ada = Token({{"sub", "ada"}, {"buildings", {1}}});
+  const std::string bob = Token({{"sub", "bob"}, {"buildings", {1}}});
+  constexpr int kRounds = 12;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string room = absl::StrCat("room-", round);
+    pb::PushResponse ra;
+    pb::PushResponse rb;
+    std::thread other([&] {
+      EXPECT_TRUE(Push(bob, "bob-laptop",
+                       {Booking(absl::StrCat("c", round, "b"), M::INSERT, 1000 + 2 * round + 1,
+                                room, 9, 10)},
+                       &rb)
+                      .ok());
+    });
+    EXPECT_TRUE(
+        Push(ada, "ada-phone",
+             {Booking(absl::StrCat("c", round, "a"), M::INSERT, 1000 + 2 * round, room, 9.5, 10.5)},
+             &ra)
+            .ok());
+    other.join();
+    EXPECT_EQ(Outcomes(ra) + " " + Outcomes(rb),
+              absl::StrCat("c", round, "a=applied c", round, "b=applied"));
+  }
+  auto sql = ConnectOrDie(*dsn_);
+  EXPECT_EQ(QueryValue(*sql,
+                       "SELECT count(*) FILTER (WHERE n = 1) || '/' || count(*) FROM (SELECT "
+                       "b.room, (SELECT count(*) FROM shapebridge.violations v WHERE v.record_id "
+                       "IN ('[' || b.id || ']') AND v.resolved_at IS NULL) AS n FROM bookings b "
+                       "WHERE b.id >= 1000) AS per_booking"),
+            "12/24");
+  EXPECT_EQ(QueryValue(*sql,
+                       "SELECT count(*) FROM shapebridge.violations WHERE record_id IN (SELECT "
+                       "'[' || id || ']' FROM bookings WHERE id >= 1000)"),
+            absl::StrCat(kRounds));
+}
+
+// Rules are checked against the catalog when the service starts; every problem is listed.
+TEST(WritebackRulesTest, BadRulesStopTheServiceWithTheirLocation) {
+  const std::string dsn = TestPostgres::Get().CreateDatabase("badrules");
+  {
+    auto sql = ConnectOrDie(dsn);
+    ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    ExecOrDie(*sql,
+              "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+              "owner text, secret text)");
+  }
+  const std::string dir = MakeTempDir();
+  auto config = ParseConfig(ConfigYaml(dsn, "badrules", dir, R"y(  - name: tasks_writable
+    table: public.tasks
+    where: "project_id = $project"
+    writable: true
+    params:
+      project: {type: int, from: request, claim: projects}
+writeback:
+  rules:
+    - name: unknown_column
+      table: public.tasks
+      check: SELECT id FROM public.tasks WHERE title = $titel
+    - name: no_key
+      table: public.tasks
+      check: SELECT title FROM public.tasks WHERE title = $title AND id <> $id
+    - name: bad_placeholder
+      table: public.tasks
+      check: SELECT id FROM public.tasks WHERE title = $title AND id <> $id
+      description: "{owner} and {new.nope}"
+    - name: not_writable
+      table: public.items
+      check: SELECT id FROM public.items WHERE grp = $grp
+    - name: bad_sql
+      table: public.tasks
+      check: SELECT id FROM public.taks WHERE title = $title
+    - name: positional
+      table: public.tasks
+      check: SELECT id FROM public.tasks WHERE title = $1
+)y"),
+                            "rules.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto service = Service::Create(*config);
+  ASSERT_FALSE(service.ok());
+  const std::string message(service.status().message());
+  EXPECT_THAT(message, HasSubstr("rules.yaml:"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.unknown_column: check: $titel is not a column"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.no_key: check: must return the primary key "
+                                 "column id of the conflicting rows"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.bad_placeholder: description: {owner} is "
+                                 "neither a column the check returns"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.bad_placeholder: description: {new.nope}"));
+  EXPECT_THAT(message,
+              HasSubstr("writeback.rules.not_writable: table: public.items has no writable shape"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.bad_sql: check: "));
+  EXPECT_THAT(message, HasSubstr("public.taks"));
+  EXPECT_THAT(message,
+              HasSubstr("writeback.rules.positional: check: parameters are $column names"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -151,7 +151,11 @@ shapes:
 )",
                             "s.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
-  ASSERT_EQ(config->shapes.size(), 2u);
+  // The two configured, then write-back's built-in shapes (a shape is writable).
+  ASSERT_EQ(config->shapes.size(), 4u);
+  EXPECT_EQ(config->shapes[2].name, "shapebridge_mutations");
+  EXPECT_EQ(config->shapes[3].name, "shapebridge_violations");
+  EXPECT_EQ(config->shapes[3].params.at(0).claim, "sub");
   const auto& a = config->shapes[0];
   EXPECT_EQ(a.name, "tasks_by_project");
   EXPECT_EQ(a.table, "public.tasks");
@@ -169,8 +173,101 @@ shapes:
   EXPECT_EQ(b.params[0].source, shapes::ParamSource::kClaim);
   EXPECT_EQ(b.params[0].claim, "sub");
   EXPECT_EQ(config->shape_locations[1], "s.yaml:13:5");
-  // The shapes' table is replicated without being named in replication.tables.
-  EXPECT_EQ(config->replication.tables, std::vector<std::string>{"public.tasks"});
+  // The shapes' tables are replicated without being named in replication.tables.
+  EXPECT_EQ(config->replication.tables,
+            (std::vector<std::string>{"public.tasks", "shapebridge.mutations",
+                                      "shapebridge.violations"}));
+}
+
+TEST(ConfigTest, WritebackSectionIsReadAndChecked) {
+  const std::string head = R"(postgres:
+  dsn: x
+log:
+  dir: d
+shapes:
+  - name: bookings
+    table: public.bookings
+    writable: true
+    params:
+      b: {type: int, from: request, claim: buildings}
+    where: "building = $b"
+)";
+  auto config = ParseConfig(head + R"(writeback:
+  subject_claim: user_id
+  violation_ttl_s: 600
+  mutation_retention_s: 86400
+  sweep_interval_s: 5
+  rules:
+    - name: double_booking
+      table: public.bookings
+      check: SELECT id FROM public.bookings WHERE room = $room AND id <> $id
+      description: "room {new.room} is taken"
+    - name: no_description
+      table: public.bookings
+      check: SELECT id FROM public.bookings WHERE false
+)",
+                            "w.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const WritebackConfig& w = config->writeback;
+  EXPECT_EQ(w.subject_claim, "user_id");
+  EXPECT_EQ(w.violation_ttl, std::chrono::seconds(600));
+  EXPECT_EQ(w.mutation_retention, std::chrono::seconds(86400));
+  EXPECT_EQ(w.sweep_interval, std::chrono::seconds(5));
+  ASSERT_EQ(w.rules.size(), 2u);
+  EXPECT_EQ(w.rules[0].name, "double_booking");
+  EXPECT_EQ(w.rules[0].table, "public.bookings");
+  EXPECT_EQ(w.rules[0].description, "room {new.room} is taken");
+  EXPECT_EQ(w.rules[0].location, "w.yaml:18:7");
+  EXPECT_EQ(w.rules[1].description, "no_description");
+  // The built-in shapes read the subject from the configured claim.
+  EXPECT_EQ(config->shapes.back().params.at(0).claim, "user_id");
+
+  // The defaults.
+  config = ParseConfig(head, "w.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->writeback.violation_ttl, std::chrono::hours(72));
+  EXPECT_EQ(config->writeback.subject_claim, "sub");
+
+  auto bad = ParseConfig(head + R"(  - name: shapebridge_mine
+    table: public.x
+writeback:
+  violation_ttl_s: 0
+  colour: blue
+  rules:
+    - name: r
+      table: bookings
+    - name: r
+      table: public.bookings
+      check: SELECT 1
+)",
+                         "w.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string message(bad.status().message());
+  EXPECT_THAT(message, HasSubstr("shapes.shapebridge_mine.name: names starting with shapebridge_"));
+  EXPECT_THAT(message, HasSubstr("writeback.violation_ttl_s: must be at least 1"));
+  EXPECT_THAT(message, HasSubstr("writeback.colour: unknown key"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.r.table: is required, schema-qualified"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.r.check: is required"));
+  EXPECT_THAT(message, HasSubstr("writeback.rules.r: is defined twice"));
+
+  // Rules without a writable shape check nothing.
+  bad = ParseConfig(R"(postgres:
+  dsn: x
+log:
+  dir: d
+shapes:
+  - name: t
+    table: public.t
+writeback:
+  rules:
+    - name: r
+      table: public.t
+      check: SELECT id FROM public.t
+)",
+                    "w.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("writeback.rules: no shape is writable"));
 }
 
 TEST(ConfigTest, ShapeErrorsNameTheShapeAndTheKey) {

@@ -53,5 +53,8 @@ them. */}}
     "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.metricsPort)))
     "auth" (dict "jwt" $jwt)
     "shapes" .Values.shapes -}}
+{{- with .Values.writeback -}}
+{{- $_ := set $config "writeback" . -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite $config (deepCopy .Values.extraConfig)) -}}
 {{- end -}}
