@@ -324,8 +324,19 @@ void ParseWriteback(Parser& p, const YAML::Node& w, Config* config) {
   WritebackConfig& c = config->writeback;
   if (!p.CheckMap(w, "writeback",
                   {"subject_claim", "violation_ttl_s", "mutation_retention_s", "sweep_interval_s",
-                   "rules"})) {
+                   "deletes", "rules"})) {
     return;
+  }
+  std::string deletes = "wins";
+  p.Get(w, "writeback", "deletes", &deletes);
+  if (deletes == "wins") {
+    c.deletes = DeleteRule::kWins;
+  } else if (deletes == "newest_wins") {
+    c.deletes = DeleteRule::kNewestWins;
+  } else {
+    p.Error(p.Find(w, "deletes"), "writeback.deletes",
+            "must be wins (a delete wins over updates that arrive after it) or newest_wins (a "
+            "field written after the delete, by hlc, keeps or restores the row)");
   }
   p.Get(w, "writeback", "subject_claim", &c.subject_claim);
   if (c.subject_claim.empty()) {

@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS shapebridge.field_versions (
 );
 COMMENT ON TABLE shapebridge.field_versions IS
   'Write-back: the newest write of each field of writable tables, for last-write-wins';
+CREATE TABLE IF NOT EXISTS shapebridge.tombstones (
+  table_name text NOT NULL,
+  row_key text NOT NULL,
+  hlc bigint NOT NULL,
+  client_id text NOT NULL,
+  row_data jsonb NOT NULL,
+  versions jsonb NOT NULL,
+  deleted_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (table_name, row_key)
+);
+COMMENT ON TABLE shapebridge.tombstones IS
+  'Write-back with deletes: newest_wins: rows deleted by a push, with their field versions';
 CREATE TABLE IF NOT EXISTS shapebridge.violations (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   rule text NOT NULL,
@@ -86,7 +98,11 @@ BEGIN
   IF current_setting('shapebridge.writer', true) = 'on' THEN
     RETURN NULL;
   END IF;
-  IF TG_OP <> 'INSERT' THEN
+  IF TG_OP = 'INSERT' THEN
+    -- A row made again directly is not the pushed-deleted one: it must never come back.
+    DELETE FROM shapebridge.tombstones
+    WHERE table_name = tbl AND row_key = shapebridge.row_key(to_jsonb(NEW), TG_ARGV);
+  ELSE
     IF TG_OP = 'DELETE' OR shapebridge.row_key(to_jsonb(OLD), TG_ARGV) <>
                            shapebridge.row_key(to_jsonb(NEW), TG_ARGV) THEN
       DELETE FROM shapebridge.field_versions
@@ -292,6 +308,8 @@ struct Writer::Table {
   std::vector<std::string> quoted_columns;
   std::string key_array;  // ARRAY['id', ...]: the key columns, for shapebridge.row_key
   std::string key_where;  // "id" = $1 AND ...
+  std::string key_row;    // the row_key of the key $1, ... (SELECT)
+  std::map<std::string, std::string> column_types;  // name -> SQL type
   std::vector<Rule*> rules;
 
   int ColumnIndex(const std::string& column) const {
@@ -473,6 +491,59 @@ class Writer::Batch {
       old_row = *std::move(row);
       row_key = std::string(before->Get(0, static_cast<int>(table.schema.columns.size())));
     }
+    const bool newest_wins = writer_.config_.deletes == DeleteRule::kNewestWins;
+    bool savepoint = false;  // taken before the write, or before a deleted row is restored
+    if (newest_wins && !old_row &&
+        (mutation.op() == pb::Mutation::UPDATE || mutation.op() == pb::Mutation::UPSERT)) {
+      // A row deleted by a push comes back when a field of this mutation is newer than the
+      // delete; otherwise the delete supersedes every field.
+      auto key = sql_.ExecPrepared(table.key_row, m.key);
+      if (!key.ok()) return key.status();
+      row_key = std::string(key->Get(0, 0));
+      auto tomb = sql_.ExecPrepared(
+          "SELECT hlc::text, client_id, row_data::text, versions::text FROM "
+          "shapebridge.tombstones WHERE table_name = $1 AND row_key = $2 FOR UPDATE",
+          {table.name, row_key});
+      if (!tomb.ok()) return tomb.status();
+      if (tomb->rows() > 0) {
+        const uint64_t deleted_hlc = std::stoull(std::string(tomb->Get(0, 0)));
+        const std::string deleted_by(tomb->Get(0, 1));
+        const bool newer = std::any_of(
+            mutation.fields().begin(), mutation.fields().end(), [&](const pb::FieldWrite& f) {
+              return std::forward_as_tuple(f.hlc(), request_.client_id()) >
+                     std::tie(deleted_hlc, deleted_by);
+            });
+        if (!newer) {
+          result->set_outcome(pb::MutationResult::APPLIED);
+          for (size_t i = 0; i < m.columns.size(); ++i) {
+            pb::FieldResult* f = Field(result, mutation, i);
+            f->set_superseded(true);
+            f->mutable_winner()->set_null(true);
+            f->set_winner_hlc(deleted_hlc);
+            f->set_winner_client_id(deleted_by);
+          }
+          writer_.stats_.superseded.fetch_add(1, std::memory_order_relaxed);
+          return Record(*result);
+        }
+        if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
+        savepoint = true;
+        auto restored = sql_.ExecPrepared(
+            absl::StrCat("INSERT INTO ", table.quoted, " AS t SELECT * FROM jsonb_populate_record(",
+                         "NULL::", table.quoted, ", $1::jsonb) RETURNING ", table.columns),
+            {std::string(tomb->Get(0, 2))});
+        if (!restored.ok()) return restored.status();
+        auto row = ParseRow(table, *restored);
+        if (!row.ok()) return row.status();
+        old_row = *std::move(row);
+        auto versions = sql_.ExecPrepared(
+            "WITH gone AS (DELETE FROM shapebridge.tombstones WHERE table_name = $1 AND "
+            "row_key = $2) INSERT INTO shapebridge.field_versions "
+            "(table_name, row_key, column_name, hlc, client_id, subject) SELECT $1, $2, key, "
+            "(value ->> 0)::bigint, value ->> 1, value ->> 2 FROM jsonb_each($3::jsonb)",
+            {table.name, row_key, std::string(tomb->Get(0, 3))});
+        if (!versions.ok()) return versions.status();
+      }
+    }
     pb::Mutation::Op op = mutation.op();
     if (op == pb::Mutation::UPSERT) op = old_row ? pb::Mutation::UPDATE : pb::Mutation::INSERT;
     if (op == pb::Mutation::INSERT && old_row) {
@@ -484,6 +555,11 @@ class Writer::Batch {
                     absl::StrCat("no row of ", table.name, " has this key"));
     }
     if (old_row && !Permits(table, *old_row, m.columns)) {
+      if (savepoint) {
+        if (auto r = sql_.Exec("ROLLBACK TO SAVEPOINT shapebridge_mutation"); !r.ok()) {
+          return r.status();
+        }
+      }
       return Reject(result, absl::StatusCode::kPermissionDenied,
                     absl::StrCat("the row of ", table.name,
                                  " is not in a writable shape your token allows, with the "
@@ -492,7 +568,7 @@ class Writer::Batch {
     // (3) Last-write-wins per field: an UPDATE writes the fields whose (hlc, client_id) is newer
     // than the stored version; the others are superseded by the stored value.
     std::vector<bool> wins(m.columns.size(), true);
-    if (op == pb::Mutation::UPDATE) {
+    if (op == pb::Mutation::UPDATE || (op == pb::Mutation::DELETE && newest_wins)) {
       auto versions = sql_.ExecPrepared(
           "SELECT coalesce(jsonb_agg(jsonb_build_array(column_name, hlc::text, client_id)), "
           "'[]')::text FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
@@ -503,6 +579,14 @@ class Writer::Batch {
         const std::string column = version[0].get<std::string>();
         const uint64_t hlc = std::stoull(version[1].get<std::string>());
         const std::string client = version[2].get<std::string>();
+        if (op == pb::Mutation::DELETE &&
+            std::tie(hlc, client) > std::forward_as_tuple(mutation.hlc(), request_.client_id())) {
+          // A field written after the delete: the row stays.
+          result->set_outcome(pb::MutationResult::APPLIED);
+          result->set_superseded(true);
+          writer_.stats_.superseded.fetch_add(1, std::memory_order_relaxed);
+          return Record(*result);
+        }
         for (size_t i = 0; i < m.columns.size(); ++i) {
           if (table.schema.columns[m.columns[i]].name != column) continue;
           const uint64_t mine = mutation.fields(static_cast<int>(i)).hlc();
@@ -520,7 +604,8 @@ class Writer::Batch {
     std::vector<std::optional<std::string>> params = m.key;
     std::string sql;
     if (op == pb::Mutation::DELETE) {
-      sql = absl::StrCat("DELETE FROM ", table.quoted, " WHERE ", key_sql);
+      sql = absl::StrCat("DELETE FROM ", table.quoted, " AS t WHERE ", key_sql,
+                         " RETURNING to_jsonb(t)::text");
     } else if (op == pb::Mutation::UPDATE) {
       std::vector<std::string> sets;
       for (size_t i = 0; i < m.columns.size(); ++i) {
@@ -550,7 +635,9 @@ class Writer::Batch {
                        ") VALUES (", absl::StrJoin(placeholders, ", "), ") RETURNING ",
                        table.columns, ", shapebridge.row_key(to_jsonb(t), ", table.key_array, ")");
     }
-    if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
+    if (!savepoint) {
+      if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
+    }
     auto written = sql_.ExecPrepared(sql, params);
     if (!written.ok()) return written.status();
     if (op != pb::Mutation::DELETE) {
@@ -574,12 +661,34 @@ class Writer::Batch {
     result->set_outcome(pb::MutationResult::APPLIED);
     std::optional<std::vector<std::optional<std::string>>> new_texts;
     absl::Status recorded;
-    if (op == pb::Mutation::DELETE) {
+    if (op == pb::Mutation::DELETE && newest_wins) {
+      // The row and its versions are kept, so a newer write of a field can bring the row back.
+      writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
+      auto tomb = sql_.ExecPrepared(
+          "WITH v AS (DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND "
+          "row_key = $2 RETURNING column_name, hlc, client_id, subject) "
+          "INSERT INTO shapebridge.tombstones (table_name, row_key, hlc, client_id, row_data, "
+          "versions) SELECT $1, $2, $3::bigint, $4, $5::jsonb, coalesce(jsonb_object_agg("
+          "column_name, jsonb_build_array(hlc::text, client_id, subject)), '{}') FROM v "
+          "ON CONFLICT (table_name, row_key) DO UPDATE SET hlc = excluded.hlc, client_id = "
+          "excluded.client_id, row_data = excluded.row_data, versions = excluded.versions, "
+          "deleted_at = now()",
+          {table.name, row_key, std::to_string(mutation.hlc()), request_.client_id(),
+           std::string(written->Get(0, 0))});
+      recorded = tomb.ok() ? Record(*result) : tomb.status();
+    } else if (op == pb::Mutation::DELETE) {
       writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
       recorded = Record(
           *result, "DELETE FROM shapebridge.field_versions WHERE table_name = $1 AND row_key = $2",
           {table.name, row_key});
     } else {
+      if (newest_wins && mutation.op() == pb::Mutation::INSERT) {
+        // A new row under a key a push deleted: the deleted one must not come back.
+        auto gone = sql_.ExecPrepared(
+            "DELETE FROM shapebridge.tombstones WHERE table_name = $1 AND row_key = $2",
+            {table.name, row_key});
+        if (!gone.ok()) return gone.status();
+      }
       new_texts.emplace();
       for (size_t c = 0; c < table.schema.columns.size(); ++c) {
         new_texts->push_back(written->GetOptional(0, static_cast<int>(c)));
@@ -847,16 +956,7 @@ absl::Status Writer::PrepareRules(PgConnection& sql) {
       continue;
     }
     Table& t = **table;
-    auto types = sql.ExecParams(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-        {t.quoted});
-    if (!types.ok()) return types.status();
-    std::map<std::string, std::string> column_types;
-    for (int r = 0; r < types->rows(); ++r) {
-      column_types.emplace(types->Get(r, 0), types->Get(r, 1));
-    }
-    auto numbered = NumberParameters(spec.check, column_types);
+    auto numbered = NumberParameters(spec.check, t.column_types);
     if (!numbered.ok()) {
       error(std::string(numbered.status().message()));
       continue;
@@ -915,6 +1015,25 @@ absl::Status Writer::Prepare() {
       where.push_back(absl::StrCat(table->quoted_columns[table->key[k]], " = $", k + 1));
     }
     table->key_where = absl::StrJoin(where, " AND ");
+    auto types = (*sql)->ExecParams(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        {table->quoted});
+    if (!types.ok()) {
+      ReturnConnection(*std::move(sql));
+      return types.status();
+    }
+    for (int r = 0; r < types->rows(); ++r) {
+      table->column_types.emplace(types->Get(r, 0), types->Get(r, 1));
+    }
+    std::vector<std::string> typed;
+    for (size_t k = 0; k < table->key.size(); ++k) {
+      const std::string& name = table->schema.columns[table->key[k]].name;
+      typed.push_back(absl::StrCat("$", k + 1, "::", table->column_types[name], " AS ",
+                                   table->quoted_columns[table->key[k]]));
+    }
+    table->key_row = absl::StrCat("SELECT shapebridge.row_key(to_jsonb(r), ", table->key_array,
+                                  ") FROM (SELECT ", absl::StrJoin(typed, ", "), ") AS r");
   }
   absl::StatusOr<PgResult> r = PgResult();
   for (auto& table : tables_) {
@@ -964,6 +1083,12 @@ void Writer::Sweep(std::chrono::steady_clock::time_point now) {
   auto open = (*sql)->ExecPrepared(
       "SELECT rule, count(*) FROM shapebridge.violations WHERE resolved_at IS NULL GROUP BY rule",
       {});
+  // Tombstones (deletes: newest_wins) are kept as long as mutation ids.
+  auto tombs = (*sql)->ExecPrepared(
+      "DELETE FROM shapebridge.tombstones WHERE deleted_at < now() - make_interval(secs => "
+      "$1::bigint)",
+      {std::to_string(config_.mutation_retention.count())});
+  if (!tombs.ok()) open = tombs.status();
   if (!expired.ok() || !forgotten.ok() || !open.ok()) {
     stats_.sweep_errors.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("[writeback] sweep failed: {}", std::string((!expired.ok()     ? expired.status()
@@ -1089,6 +1214,18 @@ absl::StatusOr<pb::PushResponse> Writer::Push(const nlohmann::json& claims,
     }
     if (m.op() == pb::Mutation::DELETE && m.fields_size() > 0) {
       return invalid(absl::StrCat(where, ": a DELETE has no fields"));
+    }
+    if (m.op() == pb::Mutation::DELETE && config_.deletes == DeleteRule::kNewestWins) {
+      if (m.hlc() == 0) {
+        return invalid(absl::StrCat(where,
+                                    ": hlc missing (with deletes: newest_wins a DELETE carries the "
+                                    "client's hybrid logical clock when it deleted the row)"));
+      }
+      std::lock_guard lock(clock_mu_);
+      auto observed = clock_.Observe(hlc::Timestamp::FromInteger(m.hlc()));
+      if (!observed.ok()) {
+        return invalid(absl::StrCat(where, ": hlc: ", observed.status().message()));
+      }
     }
     if (m.op() != pb::Mutation::DELETE && m.fields_size() == 0) {
       return invalid(absl::StrCat(where, ": fields: at least one"));

@@ -62,6 +62,17 @@ struct RuleSpec {
   std::string location;  // "FILE:LINE:COLUMN" of the rule in the config, for errors
 };
 
+// What a pushed DELETE does against concurrent field writes.
+enum class DeleteRule {
+  // The delete removes the row and its field versions: it wins over every update that arrives
+  // after it (those are NOT_FOUND).
+  kWins,
+  // The delete carries an hlc. It is superseded (the row stays) when a field was written with a
+  // larger (hlc, client_id); when applied it keeps the row as a tombstone, and a later push with
+  // a field newer than the delete restores the row with that field written.
+  kNewestWins,
+};
+
 // The `writeback` section of the config.
 struct WritebackConfig {
   // The JWT claim naming the user: mutation records and violations are readable by it.
@@ -70,6 +81,7 @@ struct WritebackConfig {
   // How long a mutation id is remembered (a retry after that is applied again).
   std::chrono::seconds mutation_retention = std::chrono::hours(24 * 7);
   std::chrono::seconds sweep_interval = std::chrono::seconds(60);
+  DeleteRule deletes = DeleteRule::kWins;
   std::vector<RuleSpec> rules;
 };
 

@@ -1803,6 +1803,110 @@ TEST_F(WritebackTest, ConcurrentDoubleBookingsAreEachFlaggedOnce) {
             absl::StrCat(kRounds));
 }
 
+// writeback.deletes: newest_wins: a delete and an update of one row converge to the same state in
+// either push order, decided by their hlc.
+class NewestWinsTest : public WritebackTest {
+ protected:
+  static void SetUpTestSuite() {
+    dsn_ = new std::string(TestPostgres::Get().CreateDatabase("newestwins"));
+    auto sql = ConnectOrDie(*dsn_);
+    ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    ExecOrDie(*sql,
+              "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+              "owner text, secret text)");
+    dir_ = new std::string(MakeTempDir());
+    service_ = StartService(ConfigYaml(*dsn_, "newestwins", *dir_, R"y(  - name: tasks_writable
+    table: public.tasks
+    columns: [id, project_id, title, owner]
+    where: "project_id = $project"
+    writable: true
+    params:
+      project: {type: int, from: request, claim: projects}
+writeback:
+  deletes: newest_wins
+)y"))
+                   .release();
+    ASSERT_NE(service_, nullptr);
+  }
+  static pb::Mutation Delete(const std::string& id, int task, hlc::Timestamp at) {
+    pb::Mutation m = Task(id, pb::Mutation::DELETE, task);
+    m.set_hlc(at.integer());
+    return m;
+  }
+};
+
+TEST_F(NewestWinsTest, ADeleteAndAnUpdateConvergeInEitherOrder) {
+  using M = pb::Mutation;
+  const std::string ada = Token({{"sub", "ada"}, {"projects", {1}}});
+  const std::string bob = Token({{"sub", "bob"}, {"projects", {1}}});
+  auto sql = ConnectOrDie(*dsn_);
+  for (int id : {1, 2, 3, 4}) {
+    ExecOrDie(*sql, absl::StrCat("INSERT INTO tasks VALUES (", id, ", 1, 'start', 'ada', 's')"));
+  }
+  const hlc::Timestamp t1 = Clock().Now();  // Bob deletes offline ...
+  const hlc::Timestamp t2 = Clock().Now();  // ... then Ada edits offline.
+  pb::PushResponse response;
+  auto push = [&](const std::string& token, const std::string& client, pb::Mutation m) {
+    grpc::Status status = Push(token, client, {std::move(m)}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.results_size() == 1 ? response.results(0) : pb::MutationResult();
+  };
+
+  // The newer edit arrives first: the older delete is superseded; the row stays.
+  EXPECT_TRUE(push(ada, "ada", Stamped(Task("u1", M::UPDATE, 1, {{"title", Text("edited")}}), t2))
+                  .fields(0)
+                  .superseded() == false);
+  pb::MutationResult d = push(bob, "bob", Delete("d1", 1, t1));
+  EXPECT_EQ(d.outcome(), pb::MutationResult::APPLIED);
+  EXPECT_TRUE(d.superseded());
+  // The older delete arrives first: the newer edit brings the row back, with the edit.
+  d = push(bob, "bob", Delete("d2", 2, t1));
+  EXPECT_FALSE(d.superseded());
+  EXPECT_EQ(Rows(2, 3), "");
+  pb::MutationResult u =
+      push(ada, "ada", Stamped(Task("u2", M::UPDATE, 2, {{"title", Text("edited")}}), t2));
+  EXPECT_EQ(u.outcome(), pb::MutationResult::APPLIED);
+  EXPECT_FALSE(u.fields(0).superseded());
+  EXPECT_EQ(Rows(1, 3), "1:1:edited:ada:s 2:1:edited:ada:s");
+
+  // The delete is newer than the edit: the row is gone in either order, and the edit is told it
+  // was superseded by the delete.
+  const hlc::Timestamp t3 = Clock().Now();  // Ada edits offline ...
+  const hlc::Timestamp t4 = Clock().Now();  // ... then Bob deletes offline.
+  push(ada, "ada", Stamped(Task("u3", M::UPDATE, 3, {{"title", Text("edited")}}), t3));
+  d = push(bob, "bob", Delete("d3", 3, t4));
+  EXPECT_FALSE(d.superseded());
+  push(bob, "bob", Delete("d4", 4, t4));
+  u = push(ada, "ada", Stamped(Task("u4", M::UPDATE, 4, {{"title", Text("edited")}}), t3));
+  EXPECT_EQ(u.outcome(), pb::MutationResult::APPLIED);
+  ASSERT_EQ(u.fields_size(), 1);
+  EXPECT_TRUE(u.fields(0).superseded());
+  EXPECT_TRUE(u.fields(0).winner().null());
+  EXPECT_EQ(u.fields(0).winner_hlc(), t4.integer());
+  EXPECT_EQ(u.fields(0).winner_client_id(), "bob");
+  EXPECT_EQ(Rows(3, 5), "");
+  // A later edit restores it (the values before the delete, and the edit).
+  u = push(ada, "ada", Stamped(Task("u5", M::UPSERT, 4, {{"owner", Text("cyd")}}), Clock().Now()));
+  EXPECT_FALSE(u.fields(0).superseded());
+  EXPECT_EQ(Rows(4, 5), "4:1:start:cyd:s");
+
+  // A row made again directly is not the deleted one: a later edit of it, once it is deleted
+  // directly too, finds nothing to restore.
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (5, 1, 'start', 'ada', 's')");
+  push(bob, "bob", Delete("d5", 5, Clock().Now()));
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (5, 1, 'again', 'eve', 's')");
+  ExecOrDie(*sql, "DELETE FROM tasks WHERE id = 5");
+  u = push(ada, "ada", Stamped(Task("u6", M::UPDATE, 5, {{"title", Text("x")}}), Clock().Now()));
+  EXPECT_EQ(u.outcome(), pb::MutationResult::REJECTED);
+  EXPECT_EQ(u.code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(Rows(5, 6), "");
+
+  // A delete must carry its hlc here.
+  grpc::Status status = Push(bob, "bob", {Task("d6", M::DELETE, 1)}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("mutations[0] (d6): hlc missing"));
+}
+
 // Rules are checked against the catalog when the service starts; every problem is listed.
 TEST(WritebackRulesTest, BadRulesStopTheServiceWithTheirLocation) {
   const std::string dsn = TestPostgres::Get().CreateDatabase("badrules");

@@ -197,6 +197,7 @@ shapes:
   violation_ttl_s: 600
   mutation_retention_s: 86400
   sweep_interval_s: 5
+  deletes: newest_wins
   rules:
     - name: double_booking
       table: public.bookings
@@ -213,11 +214,12 @@ shapes:
   EXPECT_EQ(w.violation_ttl, std::chrono::seconds(600));
   EXPECT_EQ(w.mutation_retention, std::chrono::seconds(86400));
   EXPECT_EQ(w.sweep_interval, std::chrono::seconds(5));
+  EXPECT_EQ(w.deletes, DeleteRule::kNewestWins);
   ASSERT_EQ(w.rules.size(), 2u);
   EXPECT_EQ(w.rules[0].name, "double_booking");
   EXPECT_EQ(w.rules[0].table, "public.bookings");
   EXPECT_EQ(w.rules[0].description, "room {new.room} is taken");
-  EXPECT_EQ(w.rules[0].location, "w.yaml:18:7");
+  EXPECT_EQ(w.rules[0].location, "w.yaml:19:7");
   EXPECT_EQ(w.rules[1].description, "no_description");
   // The built-in shapes read the subject from the configured claim.
   EXPECT_EQ(config->shapes.back().params.at(0).claim, "user_id");
@@ -227,11 +229,13 @@ shapes:
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->writeback.violation_ttl, std::chrono::hours(72));
   EXPECT_EQ(config->writeback.subject_claim, "sub");
+  EXPECT_EQ(config->writeback.deletes, DeleteRule::kWins);
 
   auto bad = ParseConfig(head + R"(  - name: shapebridge_mine
     table: public.x
 writeback:
   violation_ttl_s: 0
+  deletes: sometimes
   colour: blue
   rules:
     - name: r
@@ -246,6 +250,7 @@ writeback:
   EXPECT_THAT(message, HasSubstr("shapes.shapebridge_mine.name: names starting with shapebridge_"));
   EXPECT_THAT(message, HasSubstr("writeback.violation_ttl_s: must be at least 1"));
   EXPECT_THAT(message, HasSubstr("writeback.colour: unknown key"));
+  EXPECT_THAT(message, HasSubstr("writeback.deletes: must be wins"));
   EXPECT_THAT(message, HasSubstr("writeback.rules.r.table: is required, schema-qualified"));
   EXPECT_THAT(message, HasSubstr("writeback.rules.r.check: is required"));
   EXPECT_THAT(message, HasSubstr("writeback.rules.r: is defined twice"));
