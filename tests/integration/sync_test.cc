@@ -1433,6 +1433,15 @@ TEST_F(WritebackTest, LastWriteWinsPerField) {
 TEST_F(WritebackTest, EveryFieldConvergesToItsLastWriter) {
   const std::string token = Token({{"sub", "ada"}, {"projects", {7}}});
   auto sql = ConnectOrDie(*dsn_);
+  // The pushing clients' replicas, through one stream each for the whole property (compared with
+  // Postgres at the end).
+  constexpr int kClients = 3;
+  std::vector<std::unique_ptr<TestClient>> replicas;
+  for (int k = 0; k < kClients; ++k) {
+    replicas.push_back(std::make_unique<TestClient>(service_->port(), token));
+    replicas.back()->Subscribe(
+        {.id = "tasks", .shape = "tasks_writable", .params = {{"project", "7"}}});
+  }
   int case_number = 0;
   const bool ok = rc::check([&] {
     const int base = 100'000 + 100 * case_number++;
@@ -1460,7 +1469,6 @@ TEST_F(WritebackTest, EveryFieldConvergesToItsLastWriter) {
       Write& current = last[{row, column}];
       if (std::tie(w.hlc, w.client) > std::tie(current.hlc, current.client)) current = w;
     };
-    constexpr int kClients = 3;
     std::vector<std::unique_ptr<hlc::Clock>> clocks;
     for (int k = 0; k < kClients; ++k) {
       const int64_t skew = *rc::gen::inRange(-3'000, 3'001);
@@ -1530,6 +1538,22 @@ TEST_F(WritebackTest, EveryFieldConvergesToItsLastWriter) {
     }
   });
   EXPECT_TRUE(ok);
+  // Every replica equals Postgres once it has the checkpoint after the last write.
+  const uint64_t end =
+      Lsn::Parse(QueryValue(*sql, "SELECT pg_current_wal_insert_lsn()::text"))->value();
+  const std::string want = QueryValue(
+      *sql, absl::StrCat("SELECT string_agg(concat_ws(':', id, project_id, title, owner), ' ' "
+                         "ORDER BY id) FROM tasks WHERE project_id = 7"));
+  for (auto& replica : replicas) {
+    ASSERT_TRUE(replica->WaitForCheckpoint(end));
+    std::vector<std::string> rows;
+    for (const auto& [key, row] : replica->RowsOf("tasks")) rows.push_back(absl::StrJoin(row, ":"));
+    std::sort(rows.begin(), rows.end(), [](const std::string& a, const std::string& b) {
+      return std::stoi(a) < std::stoi(b);
+    });
+    EXPECT_EQ(absl::StrJoin(rows, " "), want);
+    EXPECT_TRUE(replica->errors().empty()) << absl::StrJoin(replica->errors(), "\n");
+  }
 }
 
 // Malformed batches fail as a whole with INVALID_ARGUMENT and a message that names the mutation
