@@ -320,6 +320,52 @@ void GetSeconds(Parser& p, const YAML::Node& map, const std::string& path, const
   *out = std::chrono::seconds(value);
 }
 
+void ParseKafka(Parser& p, const YAML::Node& k, Config* config) {
+  kafka::KafkaConfig& c = config->kafka;
+  if (!p.CheckMap(k, "kafka",
+                  {"bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
+                   "properties", "checkpoint_interval_ms", "flush_timeout_ms"})) {
+    return;
+  }
+  p.Get(k, "kafka", "bootstrap_servers", &c.bootstrap_servers);
+  p.Get(k, "kafka", "topic_prefix", &c.topic_prefix);
+  if (c.topic_prefix.empty() ||
+      c.topic_prefix.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789._-") != std::string::npos) {
+    p.Error(p.Find(k, "topic_prefix"), "kafka.topic_prefix",
+            "must be letters, digits, '.', '_' and '-'");
+  }
+  p.Get(k, "kafka", "partitions", &c.partitions);
+  if (c.partitions < 1) p.Error(p.Find(k, "partitions"), "kafka.partitions", "must be at least 1");
+  p.Get(k, "kafka", "replication_factor", &c.replication_factor);
+  if (c.replication_factor == 0 || c.replication_factor < -1) {
+    p.Error(p.Find(k, "replication_factor"), "kafka.replication_factor",
+            "must be at least 1, or -1 for the broker's default");
+  }
+  p.GetMillis(k, "kafka", "checkpoint_interval_ms", &c.checkpoint_interval, 10);
+  p.GetMillis(k, "kafka", "flush_timeout_ms", &c.flush_timeout, 100);
+  if (YAML::Node props = p.Find(k, "properties"); props) {
+    if (p.CheckMap(props, "kafka.properties", {}, /*any_key=*/true)) {
+      for (const auto& item : props) {
+        const std::string name = item.first.Scalar();
+        std::string value;
+        p.Get(props, "kafka.properties", name, &value);
+        // Delivery is what the flush position is built on: it cannot be weakened.
+        if ((name == "acks" || name == "request.required.acks") && value != "all" &&
+            value != "-1") {
+          p.Error(item.second, "kafka.properties." + name,
+                  "must be all: a record acknowledged by fewer replicas can be lost after the slot "
+                  "has moved past it");
+        } else if (name == "enable.idempotence" && value != "true") {
+          p.Error(item.second, "kafka.properties." + name,
+                  "must be true: without it a retry can duplicate or reorder records");
+        }
+        c.properties[name] = value;
+      }
+    }
+  }
+}
+
 void ParseWriteback(Parser& p, const YAML::Node& w, Config* config) {
   WritebackConfig& c = config->writeback;
   if (!p.CheckMap(w, "writeback",
@@ -398,7 +444,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   }
   if (p.CheckMap(root, "",
                  {"postgres", "replication", "log", "shapes", "shape_log", "snapshot", "server",
-                  "metrics", "auth", "writeback"})) {
+                  "metrics", "auth", "writeback", "kafka"})) {
     if (YAML::Node pg = p.Find(root, "postgres"); pg) {
       if (p.CheckMap(pg, "postgres", {"dsn"}))
         p.Get(pg, "postgres", "dsn", &config.replication.dsn);
@@ -477,9 +523,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     if (YAML::Node l = p.Find(root, "log"); l) {
       if (p.CheckMap(l, "log", {"backend", "dir", "segment_bytes", "retention_bytes"})) {
         p.Get(l, "log", "backend", &config.log_backend);
-        if (config.log_backend != "embedded") {
+        if (config.log_backend != "embedded" && config.log_backend != "kafka") {
           p.Error(p.Find(l, "backend"), "log.backend",
-                  absl::StrCat("\"", config.log_backend, "\" is not a log backend (embedded)"));
+                  absl::StrCat("\"", config.log_backend,
+                               "\" is not a log backend (embedded or kafka)"));
         }
         p.Get(l, "log", "dir", &config.log.dir);
         p.Get(l, "log", "segment_bytes", &config.log.segment_bytes);
@@ -489,7 +536,13 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
         }
       }
     }
-    if (config.log.dir.empty()) p.Error(root, "log.dir", "is required (a directory)");
+    if (config.log.dir.empty() && config.log_backend != "kafka") {
+      p.Error(root, "log.dir", "is required (a directory)");
+    }
+    if (YAML::Node k = p.Find(root, "kafka"); k) ParseKafka(p, k, &config);
+    if (config.log_backend == "kafka" && config.kafka.bootstrap_servers.empty()) {
+      p.Error(root, "kafka.bootstrap_servers", "is required with log.backend: kafka");
+    }
     ParseServing(p, root, &config);
   }
   if (!p.errors().empty()) {

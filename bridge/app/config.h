@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "bridge/app/metrics.h"
 #include "bridge/auth/jwt.h"
+#include "bridge/kafka/kafka_config.h"
 #include "bridge/log/embedded_log.h"
 #include "bridge/log/shape_log.h"
 #include "bridge/replication/replication_config.h"
@@ -18,9 +19,10 @@ namespace shapebridge {
 
 // The whole configuration file. Each component's part is that component's own config struct.
 struct Config {
-  ReplicationConfig replication;  // `postgres` and `replication` sections
-  std::string log_backend = "embedded";
-  EmbeddedLogConfig log;  // `log` section
+  ReplicationConfig replication;         // `postgres` and `replication` sections
+  std::string log_backend = "embedded";  // embedded or kafka
+  EmbeddedLogConfig log;                 // `log` section
+  kafka::KafkaConfig kafka;              // `kafka` section (log.backend: kafka)
   // `shapes` section: the definitions as configured, checked against the catalog at startup.
   std::vector<shapes::ShapeDefinitionSpec> shapes;
   // Where each shape is defined ("FILE:LINE:COLUMN"), parallel to `shapes`, for error messages.

@@ -6,17 +6,22 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
 #include "bridge/app/json_log.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
+#include "bridge/kafka/change_sink.h"
 #include "bridge/kafka/dev_cluster.h"
 #include "bridge/log/embedded_log.h"
+#include "bridge/replication/catalog.h"
+#include "bridge/replication/leader.h"
 #include "bridge/replication/replicator.h"
 #include "bridge/writeback/writer.h"
 #include "nlohmann/json.hpp"
@@ -48,6 +53,64 @@ bool WaitForStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
+// The replicator role with the Kafka backend: one process at a time (the holder of the leader
+// lock) streams the slot into the change topic; the others wait as standbys.
+int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
+  const std::string& slot = config.replication.slot;
+  std::unique_ptr<LeaderLock> lock;
+  for (bool first = true;; first = false) {
+    auto acquired = LeaderLock::TryAcquire(config.replication.dsn, slot);
+    if (!acquired.ok()) return Fail(acquired.status());
+    if (*acquired) {
+      lock = *std::move(acquired);
+      break;
+    }
+    if (first) {
+      spdlog::info("[replication slot={}] standby: another replicator holds the slot's lock", slot);
+    }
+    if (WaitForStopSignal(signals, std::chrono::milliseconds(500))) return 0;
+  }
+  spdlog::info("[replication slot={}] leader: streaming to Kafka at {}", slot,
+               config.kafka.bootstrap_servers);
+  // Each table's primary key, which keys its records.
+  std::map<std::string, std::vector<std::string>> keys;
+  {
+    auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
+                                     config.replication.connect_timeout);
+    if (!sql.ok()) return Fail(sql.status());
+    for (const std::string& table : config.replication.tables) {
+      auto schema = LoadTableSchema(**sql, table);
+      if (!schema.ok()) return Fail(schema.status());
+      if (!schema->primary_key.empty()) keys[table] = schema->primary_key;
+    }
+  }
+  auto sink = kafka::ChangeSink::Create(config.kafka, std::move(keys));
+  if (!sink.ok()) return Fail(sink.status());
+  spdlog::info("[kafka] topic {}: {} partitions", config.kafka.ChangeTopic(),
+               (*sink)->partitions());
+  Replicator replicator(config.replication, **sink);
+  replicator.Start();
+  absl::Status lost;
+  auto next_check = std::chrono::steady_clock::now();
+  while (!replicator.done()) {
+    if (WaitForStopSignal(signals, std::chrono::milliseconds(200))) {
+      spdlog::info("[replication slot={}] stop requested", slot);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= next_check) {
+      next_check += std::chrono::seconds(1);
+      lost = lock->Check();
+      if (!lost.ok()) break;
+    }
+  }
+  replicator.Stop();
+  if (!lost.ok()) return Fail(lost);
+  if (absl::Status s = replicator.exit_status(); !s.ok()) return Fail(s);
+  spdlog::info("[kafka] stopped; {} records delivered, durable through {}",
+               (*sink)->stats().delivered.load(), (*sink)->DurableLsn().ToString());
+  return 0;
+}
+
 int RunReplicate(const std::string& config_path) {
   const sigset_t signals = BlockStopSignals();
   auto config = LoadConfig(config_path);
@@ -65,6 +128,7 @@ int RunReplicate(const std::string& config_path) {
     if (!shapes.ok()) return Fail(shapes.status());
     spdlog::info("[shapes] {} shape definitions checked against the catalog", shapes->size());
   }
+  if (config->log_backend == "kafka") return RunReplicateToKafka(*config, signals);
   auto log = EmbeddedLog::Open(config->log);
   if (!log.ok()) return Fail(log.status());
   spdlog::info("[log dir={}] durable through {}", config->log.dir, (*log)->DurableLsn().ToString());
@@ -258,10 +322,24 @@ int RunLogTail(const std::string& dir, const std::string& from_text, bool follow
   }
 }
 
-int RunDevKafka(int brokers) {
+int RunDevKafka(int brokers, const std::vector<std::string>& topics) {
   const sigset_t signals = BlockStopSignals();
   auto cluster = kafka::DevCluster::Start(brokers);
   if (!cluster.ok()) return Fail(cluster.status());
+  for (const std::string& topic : topics) {
+    // NAME or NAME:PARTITIONS.
+    const size_t colon = topic.rfind(':');
+    int partitions = 4;
+    if (colon != std::string::npos &&
+        (!absl::SimpleAtoi(topic.substr(colon + 1), &partitions) || partitions < 1)) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--topic ", topic, ": expected NAME or NAME:PARTITIONS")));
+    }
+    const std::string name = topic.substr(0, colon);
+    if (absl::Status s = (*cluster)->CreateTopic(name, partitions, std::min(brokers, 3)); !s.ok()) {
+      return Fail(s);
+    }
+  }
   // One line on stdout, for scripts: the bootstrap servers.
   std::cout << "bootstrap.servers=" << (*cluster)->bootstrap_servers() << std::endl;
   spdlog::info("[dev-kafka] {} in-memory brokers (librdkafka's mock cluster) until SIGINT/SIGTERM",
@@ -334,6 +412,9 @@ int main(int argc, char** argv) {
       "Run an in-memory Kafka cluster on loopback for development and tests (librdkafka's mock "
       "cluster; it speaks the Kafka protocol, keeps nothing) and print its bootstrap servers");
   dev_kafka->add_option("--brokers", brokers, "Number of brokers")->check(CLI::Range(1, 16));
+  std::vector<std::string> dev_topics;
+  dev_kafka->add_option("--topic", dev_topics,
+                        "Create a topic: NAME or NAME:PARTITIONS (default 4 partitions); repeat");
 
   CLI11_PARSE(app, argc, argv);
   if (log_format == "json") {
@@ -344,7 +425,7 @@ int main(int argc, char** argv) {
   if (*serve) return shapebridge::RunServe(config_path);
   if (*token) return shapebridge::RunToken(config_path, claims, ttl_s);
   if (*check) return shapebridge::RunCheckConfig(check_path);
-  if (*dev_kafka) return shapebridge::RunDevKafka(brokers);
+  if (*dev_kafka) return shapebridge::RunDevKafka(brokers, dev_topics);
   if (*tail) {
     if (dir.empty()) {
       if (config_path.empty()) {

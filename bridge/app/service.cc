@@ -20,6 +20,12 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   if (config.shapes.empty()) {
     return absl::InvalidArgumentError("serve needs at least one shape in `shapes`");
   }
+  if (config.log_backend == "kafka") {
+    return absl::UnimplementedError(
+        "serve with log.backend: kafka (server nodes that read shape logs from Kafka) is not "
+        "available yet: `shapebridge replicate` publishes the change topic to Kafka, and serve "
+        "runs with log.backend: embedded");
+  }
   std::unique_ptr<Service> s(new Service());
   s->config_ = config;
   auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",

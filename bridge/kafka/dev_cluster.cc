@@ -50,4 +50,35 @@ DevCluster::DevCluster(std::unique_ptr<Handles> handles, std::string bootstrap)
 
 DevCluster::~DevCluster() = default;
 
+absl::Status DevCluster::CreateTopic(const std::string& topic, int partitions,
+                                     int replication_factor) {
+  const rd_kafka_resp_err_t err =
+      rd_kafka_mock_topic_create(handles_->cluster, topic.c_str(), partitions, replication_factor);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+    return absl::InvalidArgumentError(absl::StrCat("topic ", topic, ": ", rd_kafka_err2str(err)));
+  }
+  return absl::OkStatus();
+}
+
+void DevCluster::FailProduceRequests(const std::vector<int>& errors) {
+  constexpr int16_t kProduce = 0;  // the Kafka protocol's ApiKey of Produce
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(handles_->cluster, kProduce, codes.size(), codes.data());
+}
+
+absl::Status DevCluster::SetBrokerDown(int broker, bool down) {
+  const rd_kafka_resp_err_t err = down ? rd_kafka_mock_broker_set_down(handles_->cluster, broker)
+                                       : rd_kafka_mock_broker_set_up(handles_->cluster, broker);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::InvalidArgumentError(rd_kafka_err2str(err));
+  return absl::OkStatus();
+}
+
+absl::Status DevCluster::SetLeader(const std::string& topic, int partition, int broker) {
+  const rd_kafka_resp_err_t err =
+      rd_kafka_mock_partition_set_leader(handles_->cluster, topic.c_str(), partition, broker);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::InvalidArgumentError(rd_kafka_err2str(err));
+  return absl::OkStatus();
+}
+
 }  // namespace shapebridge::kafka

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -21,6 +22,18 @@ class DevCluster {
 
   // The bootstrap.servers string for clients ("127.0.0.1:port,...").
   const std::string& bootstrap_servers() const { return bootstrap_; }
+
+  // Creates a topic (the mock cluster has no CreateTopics API; a client that asks for an unknown
+  // topic gets it made with 4 partitions). An existing topic is left as it is.
+  absl::Status CreateTopic(const std::string& topic, int partitions, int replication_factor = 1);
+
+  // Fault injection, for tests.
+  // The next `errors.size()` Produce requests fail with these Kafka error codes, in order.
+  void FailProduceRequests(const std::vector<int>& errors);
+  // A broker (1..brokers) stops answering, or answers again.
+  absl::Status SetBrokerDown(int broker, bool down);
+  // Moves the leadership of a partition to `broker`.
+  absl::Status SetLeader(const std::string& topic, int partition, int broker);
 
  private:
   struct Handles;

@@ -107,7 +107,7 @@ TEST(ConfigTest, EveryErrorIsReported) {
   protocol_version: 4
   status_interval_ms: fast
 log:
-  backend: kafka
+  backend: kafak
 )",
                             "bad.yaml");
   ASSERT_FALSE(config.ok());
@@ -117,7 +117,8 @@ log:
   EXPECT_THAT(message, HasSubstr("replication.protocol_version: must be 1 or 2"));
   EXPECT_THAT(message,
               HasSubstr("bad.yaml:4:23: replication.status_interval_ms: has the wrong type"));
-  EXPECT_THAT(message, HasSubstr("log.backend: \"kafka\" is not a log backend"));
+  EXPECT_THAT(message,
+              HasSubstr("log.backend: \"kafak\" is not a log backend (embedded or kafka)"));
   EXPECT_THAT(message, HasSubstr("log.dir: is required"));
 }
 
@@ -299,6 +300,55 @@ shapes:
   EXPECT_THAT(message, HasSubstr("shapes.a.params.q.from: must be claim"));
   EXPECT_THAT(message, HasSubstr("s.yaml:12:5: shapes.a: is defined twice"));
   EXPECT_THAT(message, Not(HasSubstr("replication.tables")));
+}
+
+TEST(ConfigTest, KafkaSectionIsReadAndChecked) {
+  const std::string head = R"(postgres:
+  dsn: x
+replication:
+  tables: [public.t]
+log:
+  backend: kafka
+)";
+  auto config = ParseConfig(head + R"(kafka:
+  bootstrap_servers: "b1:9092,b2:9092"
+  topic_prefix: app.cdc
+  partitions: 12
+  replication_factor: 3
+  checkpoint_interval_ms: 500
+  flush_timeout_ms: 20000
+  properties:
+    security.protocol: SASL_SSL
+    sasl.mechanism: PLAIN
+)",
+                            "k.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->log_backend, "kafka");
+  const kafka::KafkaConfig& k = config->kafka;
+  EXPECT_EQ(k.bootstrap_servers, "b1:9092,b2:9092");
+  EXPECT_EQ(k.ChangeTopic(), "app.cdc.changes");
+  EXPECT_EQ(k.partitions, 12);
+  EXPECT_EQ(k.replication_factor, 3);
+  EXPECT_EQ(k.checkpoint_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(k.flush_timeout, std::chrono::milliseconds(20000));
+  EXPECT_EQ(k.properties.at("security.protocol"), "SASL_SSL");
+  // log.dir is the embedded log's: not needed here.
+
+  auto bad = ParseConfig(head + R"(kafka:
+  topic_prefix: "a b"
+  partitions: 0
+  properties:
+    acks: "1"
+    enable.idempotence: "false"
+)",
+                         "k.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string message(bad.status().message());
+  EXPECT_THAT(message, HasSubstr("kafka.bootstrap_servers: is required with log.backend: kafka"));
+  EXPECT_THAT(message, HasSubstr("kafka.topic_prefix: must be letters"));
+  EXPECT_THAT(message, HasSubstr("kafka.partitions: must be at least 1"));
+  EXPECT_THAT(message, HasSubstr("kafka.properties.acks: must be all"));
+  EXPECT_THAT(message, HasSubstr("kafka.properties.enable.idempotence: must be true"));
 }
 
 }  // namespace
