@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
 #include "bridge/app/json_log.h"
+#include "bridge/app/metrics.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
@@ -57,21 +59,6 @@ bool WaitForStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
 // lock) streams the slot into the change topic; the others wait as standbys.
 int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
   const std::string& slot = config.replication.slot;
-  std::unique_ptr<LeaderLock> lock;
-  for (bool first = true;; first = false) {
-    auto acquired = LeaderLock::TryAcquire(config.replication.dsn, slot);
-    if (!acquired.ok()) return Fail(acquired.status());
-    if (*acquired) {
-      lock = *std::move(acquired);
-      break;
-    }
-    if (first) {
-      spdlog::info("[replication slot={}] standby: another replicator holds the slot's lock", slot);
-    }
-    if (WaitForStopSignal(signals, std::chrono::milliseconds(500))) return 0;
-  }
-  spdlog::info("[replication slot={}] leader: streaming to Kafka at {}", slot,
-               config.kafka.bootstrap_servers);
   // Each table's primary key, which keys its records.
   std::map<std::string, std::vector<std::string>> keys;
   {
@@ -89,6 +76,40 @@ int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
   spdlog::info("[kafka] topic {}: {} partitions", config.kafka.ChangeTopic(),
                (*sink)->partitions());
   Replicator replicator(config.replication, **sink);
+  std::atomic<bool> leader{false};
+  const kafka::ChangeSinkStats& ks = (*sink)->stats();
+  auto metrics =
+      Metrics::CreateForReplicator(config.metrics, config.replication, replicator, [&leader, &ks] {
+        return KafkaReplicatorStats{.leader = leader.load(),
+                                    .produced = ks.produced.load(),
+                                    .delivered = ks.delivered.load(),
+                                    .delivery_errors = ks.delivery_errors.load(),
+                                    .producers = ks.producers.load(),
+                                    .checkpoints = ks.checkpoints.load(),
+                                    .flush_seconds = ks.flush_micros.load() / 1e6,
+                                    .durable_lsn = ks.durable_lsn.load()};
+      });
+  if (!metrics.ok()) return Fail(metrics.status());
+  if (absl::Status s = (*metrics)->Start(); !s.ok()) return Fail(s);
+  if ((*metrics)->port() != 0) {
+    std::cout << "shapebridge: metrics on port " << (*metrics)->port() << std::endl;
+  }
+  std::unique_ptr<LeaderLock> lock;
+  for (bool first = true;; first = false) {
+    auto acquired = LeaderLock::TryAcquire(config.replication.dsn, slot);
+    if (!acquired.ok()) return Fail(acquired.status());
+    if (*acquired) {
+      lock = *std::move(acquired);
+      break;
+    }
+    if (first) {
+      spdlog::info("[replication slot={}] standby: another replicator holds the slot's lock", slot);
+    }
+    if (WaitForStopSignal(signals, std::chrono::milliseconds(500))) return 0;
+  }
+  leader = true;
+  spdlog::info("[replication slot={}] leader: streaming to Kafka at {}", slot,
+               config.kafka.bootstrap_servers);
   replicator.Start();
   absl::Status lost;
   auto next_check = std::chrono::steady_clock::now();
@@ -104,10 +125,11 @@ int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
     }
   }
   replicator.Stop();
+  (*metrics)->Stop();
   if (!lost.ok()) return Fail(lost);
   if (absl::Status s = replicator.exit_status(); !s.ok()) return Fail(s);
-  spdlog::info("[kafka] stopped; {} records delivered, durable through {}",
-               (*sink)->stats().delivered.load(), (*sink)->DurableLsn().ToString());
+  spdlog::info("[kafka] stopped; {} records delivered, durable through {}", ks.delivered.load(),
+               (*sink)->DurableLsn().ToString());
   return 0;
 }
 

@@ -72,7 +72,10 @@ int64_t NowUnixMicros() {
 
 struct Metrics::Impl {
   MetricsConfig config;
-  Service& service;
+  Service* service = nullptr;  // null in a replicator-only process
+  const Replicator* replicator = nullptr;
+  ReplicationConfig replication;
+  std::function<KafkaReplicatorStats()> kafka;  // a replicator-only process's producer
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Histogram>* initial_sync = nullptr;
   prometheus::Histogram* commit_to_client = nullptr;
@@ -97,7 +100,9 @@ struct Metrics::Impl {
   bool stopping = false;
   bool started = false;
 
-  Impl(MetricsConfig c, Service& s) : config(std::move(c)), service(s) {}
+  explicit Impl(MetricsConfig c) : config(std::move(c)) {}
+
+  void CollectKafka(std::vector<MetricFamily>& out) const;
 
   std::vector<MetricFamily> Collect() const;
   void PollSlot(std::unique_ptr<PgConnection>& sql);
@@ -106,7 +111,7 @@ struct Metrics::Impl {
 
 std::vector<MetricFamily> Metrics::Impl::Collect() const {
   std::vector<MetricFamily> out = registry->Collect();
-  const ReplicatorStats& rs = service.replicator().stats();
+  const ReplicatorStats& rs = replicator->stats();
   const uint64_t received = rs.received_lsn.load();
   const uint64_t flushed = rs.reported_flush_lsn.load();
 
@@ -120,10 +125,12 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
                         "Transactions received from the slot", rs.transactions.load()));
   MetricFamily changes = Family("shapebridge_replication_changes_total",
                                 "Row changes routed, by table and operation", MetricType::Counter);
-  for (const auto& [key, count] : service.sink().ChangeCounts()) {
-    AddValue(changes, static_cast<double>(count), {{"table", key.first}, {"op", key.second}});
+  if (service != nullptr) {
+    for (const auto& [key, count] : service->sink().ChangeCounts()) {
+      AddValue(changes, static_cast<double>(count), {{"table", key.first}, {"op", key.second}});
+    }
+    out.push_back(std::move(changes));
   }
-  out.push_back(std::move(changes));
   // Caught up when everything the server sent is durable: then there is no lag to speak of.
   const int64_t last_commit = rs.last_commit_unix_micros.load();
   const double lag_s = flushed >= received || last_commit == 0
@@ -160,6 +167,11 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
   out.push_back(Counter("shapebridge_replication_slot_poll_errors_total",
                         "Failed reads of pg_replication_slots", slot_poll_errors.load()));
 
+  if (service == nullptr) {
+    CollectKafka(out);
+    return out;
+  }
+  const Service& service = *this->service;
   // Routing.
   const shapes::RouterStats& router = service.router().stats();
   out.push_back(Gauge("shapebridge_shape_definitions", "Shape definitions configured",
@@ -283,8 +295,38 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
   return out;
 }
 
+void Metrics::Impl::CollectKafka(std::vector<MetricFamily>& out) const {
+  const KafkaReplicatorStats k = kafka();
+  out.push_back(Gauge("shapebridge_replicator_leader",
+                      "1 while this process holds the replicator lock (0: standby)",
+                      k.leader ? 1 : 0));
+  out.push_back(Counter("shapebridge_kafka_records_produced_total",
+                        "Records handed to the Kafka producer", k.produced));
+  out.push_back(Counter("shapebridge_kafka_records_delivered_total", "Records Kafka acknowledged",
+                        k.delivered));
+  out.push_back(
+      Gauge("shapebridge_kafka_records_in_flight", "Records produced and not yet acknowledged",
+            k.produced > k.delivered ? static_cast<double>(k.produced - k.delivered) : 0));
+  out.push_back(Counter("shapebridge_kafka_delivery_errors_total",
+                        "Records Kafka did not acknowledge (each ends the session; they are "
+                        "produced again)",
+                        k.delivery_errors));
+  out.push_back(Counter("shapebridge_kafka_producers_total",
+                        "Producers created (1 + restarts after failures)", k.producers));
+  out.push_back(Counter("shapebridge_kafka_checkpoints_total",
+                        "Checkpoint rounds written to every partition", k.checkpoints));
+  out.push_back(Counter("shapebridge_kafka_flush_seconds_total",
+                        "Time spent waiting for delivery reports before the durable position "
+                        "moves",
+                        k.flush_seconds));
+  out.push_back(Gauge("shapebridge_kafka_durable_lsn",
+                      "Every transaction that commits before this position is acknowledged by "
+                      "Kafka",
+                      static_cast<double>(k.durable_lsn)));
+}
+
 void Metrics::Impl::PollSlot(std::unique_ptr<PgConnection>& sql) {
-  const ReplicationConfig& rc = service.config().replication;
+  const ReplicationConfig& rc = replication;
   if (!sql) {
     auto connected = PgConnection::Connect(rc.dsn, PgConnectionKind::kSql, "shapebridge metrics",
                                            rc.connect_timeout);
@@ -331,7 +373,7 @@ void Metrics::Impl::PollLoop() {
   std::unique_lock lock(mu);
   bool attached = false;  // the slot exists once replication has attached to it
   while (!stopping) {
-    attached = attached || service.replicator().stats().streaming.load();
+    attached = attached || replicator->stats().streaming.load();
     if (attached) {
       lock.unlock();
       PollSlot(sql);
@@ -371,10 +413,23 @@ Metrics::Metrics(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Metrics::~Metrics() { Stop(); }
 
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::CreateForReplicator(
+    const MetricsConfig& config, const ReplicationConfig& replication, const Replicator& replicator,
+    std::function<KafkaReplicatorStats()> kafka) {
+  auto impl = std::make_unique<Impl>(config);
+  impl->replicator = &replicator;
+  impl->replication = replication;
+  impl->kafka = std::move(kafka);
+  return std::unique_ptr<Metrics>(new Metrics(std::move(impl)));
+}
+
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& config,
                                                          Service& service) {
-  auto impl = std::make_unique<Impl>(config, service);
+  auto impl = std::make_unique<Impl>(config);
   Impl& m = *impl;
+  m.service = &service;
+  m.replicator = &service.replicator();
+  m.replication = service.config().replication;
   m.initial_sync = &prometheus::BuildHistogram()
                         .Name("shapebridge_initial_sync_seconds")
                         .Help("From a Subscribe without an offset to its UpToDate, by shape")
@@ -435,18 +490,21 @@ absl::Status Metrics::Start() {
     }));
     m.http->addHandler("/metrics", m.handlers.back().get());
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
-      if (impl->service.done()) {
-        Respond(conn, 503, "Service Unavailable", "text/plain",
-                absl::StrCat("replication ended: ", impl->service.exit_status().ToString(), "\n"));
+      if (impl->replicator->done()) {
+        Respond(
+            conn, 503, "Service Unavailable", "text/plain",
+            absl::StrCat("replication ended: ", impl->replicator->exit_status().ToString(), "\n"));
       } else {
         Respond(conn, 200, "OK", "text/plain", "ok\n");
       }
     }));
     m.http->addHandler("/healthz", m.handlers.back().get());
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
-      if (impl->service.stopping()) {
+      if (impl->service != nullptr && impl->service->stopping()) {
         Respond(conn, 503, "Service Unavailable", "text/plain", "not ready: stopping\n");
-      } else if (impl->service.replicator().stats().streaming.load()) {
+      } else if (impl->kafka && !impl->kafka().leader) {
+        Respond(conn, 200, "OK", "text/plain", "ready (standby)\n");
+      } else if (impl->replicator->stats().streaming.load()) {
         Respond(conn, 200, "OK", "text/plain", "ready\n");
       } else {
         Respond(conn, 503, "Service Unavailable", "text/plain",

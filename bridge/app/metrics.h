@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,6 +11,20 @@
 namespace shapebridge {
 
 class Service;
+class Replicator;
+struct ReplicationConfig;
+
+// What a replicator-only process (`replicate` with the Kafka backend) reports of its producer.
+struct KafkaReplicatorStats {
+  bool leader = false;
+  uint64_t produced = 0;
+  uint64_t delivered = 0;
+  uint64_t delivery_errors = 0;
+  uint64_t producers = 0;
+  uint64_t checkpoints = 0;
+  double flush_seconds = 0;
+  uint64_t durable_lsn = 0;
+};
 
 // Settings of the metrics and health endpoint (the `metrics` section of the config file).
 struct MetricsConfig {
@@ -29,6 +45,12 @@ class Metrics {
  public:
   static absl::StatusOr<std::unique_ptr<Metrics>> Create(const MetricsConfig& config,
                                                          Service& service);
+  // For a replicator-only process: replication and slot metrics, and the Kafka producer's
+  // (read from `kafka` when scraped). /readyz is 200 for a standby, and for a leader while it
+  // streams.
+  static absl::StatusOr<std::unique_ptr<Metrics>> CreateForReplicator(
+      const MetricsConfig& config, const ReplicationConfig& replication,
+      const Replicator& replicator, std::function<KafkaReplicatorStats()> kafka);
   ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;

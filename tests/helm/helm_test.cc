@@ -107,7 +107,8 @@ TEST_F(HelmTest, MonitoringObjectsAndDashboard) {
   EXPECT_THAT(alerts,
               ::testing::IsSupersetOf({"ShapebridgeReplicationLag", "ShapebridgeRetainedWal",
                                        "ShapebridgeSlotLost", "ShapebridgeInitialSyncSlow",
-                                       "ShapebridgePushErrors"}));
+                                       "ShapebridgePushErrors", "ShapebridgeKafkaDeliveryErrors",
+                                       "ShapebridgeNoReplicatorLeader"}));
   ASSERT_TRUE(docs.contains("ConfigMap/sb-shapebridge-dashboard"));
   const auto dashboard = nlohmann::json::parse(
       docs["ConfigMap/sb-shapebridge-dashboard"]["data"]["shapebridge.json"].as<std::string>());

@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_postgres.h"
 
@@ -32,6 +33,8 @@ namespace {
 
 using ::shapebridge::testing::ConnectOrDie;
 using ::shapebridge::testing::ExecOrDie;
+using ::shapebridge::testing::HttpGet;
+using ::shapebridge::testing::MetricValue;
 using ::shapebridge::testing::QueryValue;
 using ::shapebridge::testing::RunCommand;
 using ::shapebridge::testing::ShapebridgeBinary;
@@ -443,6 +446,9 @@ kafka:
                                              kafka_.topic_prefix, R"(
   partitions: 4
   checkpoint_interval_ms: 100
+metrics:
+  listen: 127.0.0.1:0
+  slot_poll_interval_ms: 200
 )");
   const std::string log_a = (dir / "a.log").string();
   const std::string log_b = (dir / "b.log").string();
@@ -458,10 +464,28 @@ kafka:
     }
     return done();
   };
+  auto metrics_port = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("shapebridge: metrics on port ")) return std::atoi(line.c_str() + 29);
+    }
+    return 0;
+  };
+  auto metric = [](int port, const std::string& series) {
+    return MetricValue(HttpGet(port, "/metrics").second, series);
+  };
   Subprocess a({ShapebridgeBinary(), "replicate", "--config", config_path.string()}, log_a);
   ASSERT_TRUE(wait_for([&] { return log_has(log_a, "leader: streaming"); }, 30));
   Subprocess b({ShapebridgeBinary(), "replicate", "--config", config_path.string()}, log_b);
   ASSERT_TRUE(wait_for([&] { return log_has(log_b, "standby"); }, 30));
+  const int port_a = metrics_port(log_a);
+  const int port_b = metrics_port(log_b);
+  ASSERT_NE(port_a, 0);
+  ASSERT_NE(port_b, 0);
+  EXPECT_EQ(metric(port_a, "shapebridge_replicator_leader"), 1);
+  EXPECT_EQ(metric(port_b, "shapebridge_replicator_leader"), 0);
+  EXPECT_EQ(HttpGet(port_b, "/readyz"), std::make_pair(200, std::string("ready (standby)\n")));
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (int round = 0; !stop.load(); ++round) Write(10, 100 + round);
@@ -476,6 +500,13 @@ kafka:
   const Lsn end = InsertLsn();
   ASSERT_TRUE(wait_for([&] { return ConfirmedFlush() >= end; }, 60)) << ConfirmedFlush();
   ExpectTopicEqualsTable();
+  // The new leader's metrics say so, and move with its work.
+  EXPECT_EQ(metric(port_b, "shapebridge_replicator_leader"), 1);
+  EXPECT_GT(metric(port_b, "shapebridge_kafka_records_delivered_total"), 0);
+  EXPECT_GE(metric(port_b, "shapebridge_kafka_durable_lsn"), static_cast<double>(end.value()));
+  EXPECT_EQ(metric(port_b, "shapebridge_kafka_delivery_errors_total"), 0);
+  EXPECT_EQ(metric(port_b, "shapebridge_replication_streaming"), 1);
+  EXPECT_EQ(HttpGet(port_b, "/readyz").first, 200);
   EXPECT_EQ(b.Kill(SIGTERM), 0);
   std::filesystem::remove_all(dir);
 }

@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "rapidcheck.h"
+#include "tests/harness/http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_postgres.h"
 
@@ -43,6 +44,8 @@ namespace {
 
 using ::shapebridge::testing::ConnectOrDie;
 using ::shapebridge::testing::ExecOrDie;
+using ::shapebridge::testing::HttpGet;
+using ::shapebridge::testing::MetricValue;
 using ::shapebridge::testing::QueryValue;
 using ::shapebridge::testing::TestPostgres;
 using ::testing::HasSubstr;
@@ -728,43 +731,6 @@ TEST_F(SyncTest, BadInputGivesAStatusAPersonCanActOn) {
 
 // A second service with small limits: a client too far behind is disconnected with a clear
 // status, and an instance whose log passes its size limit makes its clients refetch.
-// GET over HTTP/1.0 on loopback: the status code and the body.
-std::pair<int, std::string> HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return {0, "cannot connect"};
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return {0, "cannot write"};
-  }
-  std::string response;
-  char buffer[65536];
-  ssize_t n = 0;
-  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
-  close(fd);
-  const size_t space = response.find(' ');
-  const size_t body = response.find("\r\n\r\n");
-  if (space == std::string::npos || body == std::string::npos) return {0, response};
-  return {std::atoi(response.c_str() + space + 1), response.substr(body + 4)};
-}
-
-// The value of one series in a text exposition ("name" or "name{labels}"); 0 when absent.
-double MetricValue(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return 0;
-}
-
 // The metrics endpoint: values move with the work (one subscribe, one initial-sync observation),
 // and the health endpoints answer.
 TEST_F(SyncTest, MetricsMoveWithTheWork) {
