@@ -356,6 +356,9 @@ void ParseKafka(Parser& p, const YAML::Node& k, Config* config) {
           p.Error(item.second, "kafka.properties." + name,
                   "must be all: a record acknowledged by fewer replicas can be lost after the slot "
                   "has moved past it");
+        } else if (name == "enable.gapless.guarantee" && value != "true") {
+          p.Error(item.second, "kafka.properties." + name,
+                  "must be true: a failed batch must stop the producer rather than leave a gap");
         } else if (name == "enable.idempotence" && value != "true") {
           p.Error(item.second, "kafka.properties." + name,
                   "must be true: without it a retry can duplicate or reorder records");

@@ -237,7 +237,16 @@ absl::StatusOr<std::unique_ptr<ChangeSink>> ChangeSink::Create(
           "): create it with ", config.partitions, " partitions, or let this client create it"));
     }
     spdlog::info("[kafka] created topic {} with {} partitions", topic, config.partitions);
-    partitions = Partitions((*producer)->rk, topic);
+    // A new topic takes a moment to show in the metadata.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      partitions = Partitions((*producer)->rk, topic);
+      if (!partitions.ok() || *partitions > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  if (partitions.ok() && *partitions == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("the change topic ", topic, " was created but has no partitions yet"));
   }
   if (!partitions.ok()) {
     return absl::UnavailableError(
@@ -263,6 +272,12 @@ absl::Status ChangeSink::Ready() {
   if (producer_) {
     const std::string failure = producer_->failed();
     if (failure.empty()) return absl::OkStatus();
+    // A failure noticed while serving callbacks is reported first: it ends the session, so
+    // nothing after it is taken as passed on.
+    if (!failure_reported_) {
+      failure_reported_ = true;
+      return absl::UnavailableError(absl::StrCat("kafka: ", failure));
+    }
     // Reported by the last call (which ended the session): start over with a new producer. What
     // the old one held is gone: only DurableLsn() is known to be in Kafka, and the replicator
     // resumes there.
@@ -273,17 +288,17 @@ absl::Status ChangeSink::Ready() {
   auto producer = MakeProducer(config_, stats_.get());
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
+  failure_reported_ = false;
   return absl::OkStatus();
 }
 
 absl::Status ChangeSink::Produce(int32_t partition, const std::string& key,
-                                 const std::string& value, const std::string& type) {
-  if (std::string failure = producer_->failed(); !failure.empty()) {
-    return absl::UnavailableError(absl::StrCat("kafka: ", failure));
-  }
+                                 const std::string& value, const std::string& type,
+                                 const std::string& index) {
+  if (absl::Status s = Ready(); !s.ok()) return s;
   const std::string topic = config_.ChangeTopic();
   const std::string lsn = txn_.commit_lsn.ToString();
-  const std::string index = absl::StrCat(index_);
+  const auto start = std::chrono::steady_clock::now();
   while (true) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
     rd_kafka_header_add(headers, "lsn", -1, lsn.data(), static_cast<ssize_t>(lsn.size()));
@@ -310,11 +325,28 @@ absl::Status ChangeSink::Produce(int32_t partition, const std::string& key,
     const std::string what = rd_kafka_error_string(error);
     rd_kafka_error_destroy(error);
     rd_kafka_headers_destroy(headers);  // still ours when produce failed
+    if (code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+      // It would fail the same way every time: replicating cannot go on past it.
+      return absl::FailedPreconditionError(
+          absl::StrCat("kafka: a ", type, " record of the transaction at ", lsn, " is ",
+                       value.size(), " bytes, more than the producer may send (", what,
+                       "): raise message.max.bytes in kafka.properties and on the topic"));
+    }
     if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       producer_->Fail(absl::StrCat("produce failed: ", what));
+      failure_reported_ = true;
       return absl::UnavailableError(absl::StrCat("kafka: produce failed: ", what));
     }
-    rd_kafka_poll(producer_->rk, 100);  // the queue drains as deliveries are reported
+    // The queue drains as deliveries are reported; not for ever while Kafka is away.
+    rd_kafka_poll(producer_->rk, 100);
+    if (absl::Status s = Ready(); !s.ok()) return s;
+    if (std::chrono::steady_clock::now() - start > config_.flush_timeout) {
+      producer_->Fail(absl::StrCat("the producer's queue stayed full for ",
+                                   config_.flush_timeout.count(), " ms (kafka.flush_timeout_ms)"));
+      failure_reported_ = true;
+      return absl::UnavailableError(absl::StrCat("kafka: the producer's queue stayed full for ",
+                                                 config_.flush_timeout.count(), " ms"));
+    }
   }
   stats_->produced.fetch_add(1, std::memory_order_relaxed);
   rd_kafka_poll(producer_->rk, 0);
@@ -392,7 +424,7 @@ absl::Status ChangeSink::OnChange(RowChange change) {
   const std::string record_key = nlohmann::json{{"table", t.name}, {"key", key}}.dump();
   const int32_t partition = rd_kafka_msg_partitioner_murmur2(
       nullptr, record_key.data(), record_key.size(), partitions_, nullptr, nullptr);
-  absl::Status s = Produce(partition, record_key, value.dump(), op);
+  absl::Status s = Produce(partition, record_key, value.dump(), op, absl::StrCat(index_));
   ++index_;
   return s;
 }
@@ -410,7 +442,7 @@ absl::Status ChangeSink::OnTruncate(const TruncateChange& truncate) {
                             {"commit_time", txn_.commit_time.ToString()}};
     const int32_t partition = rd_kafka_msg_partitioner_murmur2(
         nullptr, record_key.data(), record_key.size(), partitions_, nullptr, nullptr);
-    absl::Status s = Produce(partition, record_key, value.dump(), "truncate");
+    absl::Status s = Produce(partition, record_key, value.dump(), "truncate", absl::StrCat(index_));
     ++index_;
     if (!s.ok()) return s;
   }
@@ -453,9 +485,7 @@ absl::Status ChangeSink::Sync() {
                                      std::chrono::steady_clock::now() - start)
                                      .count(),
                                  std::memory_order_relaxed);
-  if (std::string failure = producer_->failed(); !failure.empty()) {
-    return absl::UnavailableError(absl::StrCat("kafka: ", failure));
-  }
+  if (absl::Status s = Ready(); !s.ok()) return s;
   durable_ = std::max({durable_, last_commit_, idle_});
   stats_->durable_lsn.store(durable_.value(), std::memory_order_relaxed);
   // A checkpoint in every partition, now and then, once it says something new.
@@ -465,9 +495,9 @@ absl::Status ChangeSink::Sync() {
         nlohmann::json{{"op", "checkpoint"}, {"lsn", durable_.ToString()}}.dump();
     const TransactionBegin saved = txn_;
     txn_.commit_lsn = durable_;
-    index_ = 0;
+    // Index -1: a checkpoint is not a change (a change may have the same LSN, at index 0).
     for (int32_t p = 0; p < partitions_; ++p) {
-      if (absl::Status s = Produce(p, "", value, "checkpoint"); !s.ok()) return s;
+      if (absl::Status s = Produce(p, "", value, "checkpoint", "-1"); !s.ok()) return s;
     }
     txn_ = saved;
     checkpointed_ = durable_;

@@ -68,13 +68,14 @@ class ChangeSink final : public TransactionSink {
   // The producer, made anew when the last one failed (after the failure was reported).
   absl::Status Ready();
   absl::Status Produce(int32_t partition, const std::string& key, const std::string& value,
-                       const std::string& type);
+                       const std::string& type, const std::string& index);
 
   const KafkaConfig config_;
   const std::map<std::string, std::vector<std::string>> keys_;
   const int partitions_;
   std::unique_ptr<ChangeSinkStats> stats_;
   std::unique_ptr<Producer> producer_;
+  bool failure_reported_ = false;     // the producer's failure was returned to the replicator
   std::map<uint32_t, Table> tables_;  // by relation id
   TransactionBegin txn_;
   uint32_t index_ = 0;  // the next change's position in the transaction

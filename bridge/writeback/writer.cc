@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS shapebridge.mutations (
   subject text NOT NULL DEFAULT '',
   PRIMARY KEY (client_id, mutation_id)
 );
+ALTER TABLE shapebridge.mutations ADD COLUMN IF NOT EXISTS subject text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS mutations_pushed_at ON shapebridge.mutations (pushed_at);
 COMMENT ON TABLE shapebridge.mutations IS
   'Write-back: the result (a sync.v1.MutationResult) of every mutation pushed, by client and id';
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS shapebridge.field_versions (
   subject text NOT NULL DEFAULT '',
   PRIMARY KEY (table_name, row_key, column_name)
 );
+ALTER TABLE shapebridge.field_versions ADD COLUMN IF NOT EXISTS subject text NOT NULL DEFAULT '';
 COMMENT ON TABLE shapebridge.field_versions IS
   'Write-back: the newest write of each field of writable tables, for last-write-wins';
 CREATE TABLE IF NOT EXISTS shapebridge.tombstones (
@@ -257,7 +259,7 @@ absl::StatusOr<NumberedCheck> NumberParameters(const std::string& check,
         }
         auto at = std::find(out.columns.begin(), out.columns.end(), name);
         if (at == out.columns.end()) at = out.columns.insert(at, name);
-        absl::StrAppend(&out.sql, "$", at - out.columns.begin() + 1, "::", type->second);
+        absl::StrAppend(&out.sql, "($", at - out.columns.begin() + 1, "::", type->second, ")");
         i = end;
       }
     } else {
@@ -344,6 +346,20 @@ class Writer::Batch {
     if (auto r = sql_.Exec("BEGIN; SET LOCAL shapebridge.writer = 'on'"); !r.ok()) {
       (void)sql_.Exec("ROLLBACK");
       return r.status();
+    }
+    // The rules' locks of every table the batch writes, first and in one order: taken later,
+    // between row locks, they would deadlock with other batches.
+    std::set<std::string> ruled;
+    for (const Checked& m : mutations) {
+      if (!m.table->rules.empty()) ruled.insert(m.table->name);
+    }
+    for (const std::string& name : ruled) {
+      auto r = sql_.ExecPrepared("SELECT pg_advisory_xact_lock(hashtext($1))",
+                                 {absl::StrCat("shapebridge.rules:", name)});
+      if (!r.ok()) {
+        (void)sql_.Exec("ROLLBACK");
+        return r.status();
+      }
     }
     pb::PushResponse response;
     for (const Checked& m : mutations) {
@@ -439,6 +455,24 @@ class Writer::Batch {
     return Record(*result);
   }
 
+  // Whether the token may write `columns` of the deleted row as the tombstone `tomb` keeps it;
+  // when not, `result` is rejected (and recorded).
+  absl::Status TombstonePermits(const Table& table, const PgResult& tomb,
+                                const std::vector<int>& columns, pb::MutationResult* result) {
+    auto was = sql_.ExecPrepared(
+        absl::StrCat("SELECT ", table.columns, " FROM jsonb_populate_record(NULL::", table.quoted,
+                     ", $1::jsonb) AS t"),
+        {std::string(tomb.Get(0, 2))});
+    if (!was.ok()) return was.status();
+    auto row = ParseRow(table, *was);
+    if (!row.ok()) return row.status();
+    if (Permits(table, *row, columns)) return absl::OkStatus();
+    return Reject(result, absl::StatusCode::kPermissionDenied,
+                  absl::StrCat("the row of ", table.name,
+                               " is not in a writable shape your token allows, with the columns "
+                               "written"));
+  }
+
   absl::Status Apply(const Checked& m, pb::MutationResult* result) {
     const pb::Mutation& mutation = *m.mutation;
     const Table& table = *m.table;
@@ -493,8 +527,7 @@ class Writer::Batch {
     }
     const bool newest_wins = writer_.config_.deletes == DeleteRule::kNewestWins;
     bool savepoint = false;  // taken before the write, or before a deleted row is restored
-    if (newest_wins && !old_row &&
-        (mutation.op() == pb::Mutation::UPDATE || mutation.op() == pb::Mutation::UPSERT)) {
+    if (newest_wins && !old_row && mutation.op() != pb::Mutation::INSERT) {
       // A row deleted by a push comes back when a field of this mutation is newer than the
       // delete; otherwise the delete supersedes every field.
       auto key = sql_.ExecPrepared(table.key_row, m.key);
@@ -505,7 +538,34 @@ class Writer::Batch {
           "shapebridge.tombstones WHERE table_name = $1 AND row_key = $2 FOR UPDATE",
           {table.name, row_key});
       if (!tomb.ok()) return tomb.status();
-      if (tomb->rows() > 0) {
+      if (tomb->rows() == 0) {
+        // Another push may have restored the row while this one waited for the tombstone's
+        // lock: read the row again (a new statement sees what that push committed).
+        auto again = sql_.ExecPrepared(
+            absl::StrCat("SELECT ", table.columns, ", shapebridge.row_key(to_jsonb(t), ",
+                         table.key_array, ") FROM ", table.quoted, " AS t WHERE ", key_sql,
+                         " FOR UPDATE"),
+            m.key);
+        if (!again.ok()) return again.status();
+        if (again->rows() > 0) {
+          auto row = ParseRow(table, *again);
+          if (!row.ok()) return row.status();
+          old_row = *std::move(row);
+        }
+      } else if (absl::Status allowed = TombstonePermits(table, *tomb, m.columns, result);
+                 !allowed.ok() || result->outcome() == pb::MutationResult::REJECTED) {
+        return allowed;
+      } else if (mutation.op() == pb::Mutation::DELETE) {
+        // Deleted already: the delete with the larger (hlc, client_id) is the row's.
+        auto raised = sql_.ExecPrepared(
+            "UPDATE shapebridge.tombstones SET hlc = $3::bigint, client_id = $4 WHERE "
+            "table_name = $1 AND row_key = $2 AND (hlc, client_id) < ($3::bigint, $4)",
+            {table.name, row_key, std::to_string(mutation.hlc()), request_.client_id()});
+        if (!raised.ok()) return raised.status();
+        result->set_outcome(pb::MutationResult::APPLIED);
+        writer_.stats_.applied.fetch_add(1, std::memory_order_relaxed);
+        return Record(*result);
+      } else {
         const uint64_t deleted_hlc = std::stoull(std::string(tomb->Get(0, 0)));
         const std::string deleted_by(tomb->Get(0, 1));
         const bool newer = std::any_of(
@@ -514,6 +574,32 @@ class Writer::Batch {
                      std::tie(deleted_hlc, deleted_by);
             });
         if (!newer) {
+          // The row stays deleted. Fields newer than their version in the tombstone are kept
+          // there, so that a later restore has them whatever order the pushes came in.
+          const nlohmann::json versions = nlohmann::json::parse(tomb->Get(0, 3), nullptr, false);
+          nlohmann::json row_patch = nlohmann::json::object();
+          nlohmann::json version_patch = nlohmann::json::object();
+          for (size_t i = 0; i < m.columns.size(); ++i) {
+            const std::string& column = table.schema.columns[m.columns[i]].name;
+            const uint64_t hlc = mutation.fields(static_cast<int>(i)).hlc();
+            bool beats = true;
+            if (versions.is_object() && versions.contains(column)) {
+              const nlohmann::json& v = versions[column];
+              beats =
+                  std::forward_as_tuple(hlc, request_.client_id()) >
+                  std::make_tuple(std::stoull(v[0].get<std::string>()), v[1].get<std::string>());
+            }
+            if (!beats) continue;
+            row_patch[column] = m.values[i] ? nlohmann::json(*m.values[i]) : nlohmann::json();
+            version_patch[column] = {std::to_string(hlc), request_.client_id(), subject_};
+          }
+          if (!row_patch.empty()) {
+            auto kept = sql_.ExecPrepared(
+                "UPDATE shapebridge.tombstones SET row_data = row_data || $3::jsonb, versions = "
+                "versions || $4::jsonb WHERE table_name = $1 AND row_key = $2",
+                {table.name, row_key, row_patch.dump(), version_patch.dump()});
+            if (!kept.ok()) return kept.status();
+          }
           result->set_outcome(pb::MutationResult::APPLIED);
           for (size_t i = 0; i < m.columns.size(); ++i) {
             pb::FieldResult* f = Field(result, mutation, i);
@@ -731,12 +817,8 @@ class Writer::Batch {
                           const std::optional<std::vector<std::optional<std::string>>>& row) {
     if (table.rules.empty()) return absl::OkStatus();
     // Two writes checked at once would each miss the other's row (each reads before the other
-    // commits): the checks of one table's rules take turns, each after the last one committed.
-    if (auto r = sql_.ExecPrepared("SELECT pg_advisory_xact_lock(hashtext($1))",
-                                   {absl::StrCat("shapebridge.rules:", table.name)});
-        !r.ok()) {
-      return r.status();
-    }
+    // commits): the checks of one table's rules take turns, each after the last one committed,
+    // under the lock Run took.
     for (Rule* rule : table.rules) {
       absl::Status s = row ? Evaluate(table, *rule, record_id, *row, subject_)
                            : Resolve(table, *rule, record_id);
@@ -931,7 +1013,10 @@ Writer::Writer(std::string dsn,
 Writer::~Writer() = default;
 
 absl::Status Writer::CreateSchema(PgConnection& sql) {
-  auto r = sql.Exec(kCreateSchema);
+  // Processes that start together take turns (concurrent CREATE OR REPLACE can fail).
+  auto r = sql.Exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(1936744290, 0);",
+                                 kCreateSchema, "COMMIT;"));
+  if (!r.ok()) (void)sql.Exec("ROLLBACK");
   if (!r.ok()) {
     return absl::Status(
         r.status().code(),

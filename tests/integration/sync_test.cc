@@ -1713,6 +1713,8 @@ TEST_F(WritebackTest, DoubleBookingsAreFlaggedSyncedResolvedAndExpired) {
             "booked for standup (booking 1) | 259200 | t");
   // Both users receive it; a third does not.
   ASSERT_TRUE(WaitFor([&] { return seen(a, "[2]") == "open" && seen(b, "[2]") == "open"; }));
+  ASSERT_TRUE(c.WaitForCheckpoint(
+      Lsn::Parse(QueryValue(*sql, "SELECT pg_current_wal_insert_lsn()::text"))->value()));
   EXPECT_TRUE(c.RowsOf("v").empty());
 
   // Bob reschedules: resolved, for both.
@@ -1875,10 +1877,12 @@ TEST_F(NewestWinsTest, ADeleteAndAnUpdateConvergeInEitherOrder) {
   EXPECT_EQ(u.fields(0).winner_hlc(), t4.integer());
   EXPECT_EQ(u.fields(0).winner_client_id(), "bob");
   EXPECT_EQ(Rows(3, 5), "");
-  // A later edit restores it (the values before the delete, and the edit).
+  // A later edit restores it: the values before the delete, with the older edit (it was newer
+  // than the title it would have replaced, so it is kept as if it had come before the delete),
+  // and the new edit.
   u = push(ada, "ada", Stamped(Task("u5", M::UPSERT, 4, {{"owner", Text("cyd")}}), Clock().Now()));
   EXPECT_FALSE(u.fields(0).superseded());
-  EXPECT_EQ(Rows(4, 5), "4:1:start:cyd:s");
+  EXPECT_EQ(Rows(4, 5), "4:1:edited:cyd:s");
 
   // A row made again directly is not the deleted one: a later edit of it, once it is deleted
   // directly too, finds nothing to restore.
@@ -1890,6 +1894,44 @@ TEST_F(NewestWinsTest, ADeleteAndAnUpdateConvergeInEitherOrder) {
   EXPECT_EQ(u.outcome(), pb::MutationResult::REJECTED);
   EXPECT_EQ(u.code(), static_cast<int>(absl::StatusCode::kNotFound));
   EXPECT_EQ(Rows(5, 6), "");
+
+  // An edit older than the delete, pushed after it, is kept for a restore: the end is the same as
+  // when it came first. Row 10 sees edit(t5), delete(t6), edit(t7); row 11 delete, edit, edit.
+  for (int id : {10, 11}) {
+    ExecOrDie(*sql, absl::StrCat("INSERT INTO tasks VALUES (", id, ", 1, 'start', 'ada', 's')"));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // after the inserts' versions
+  const hlc::Timestamp t5 = Clock().Now();
+  const hlc::Timestamp t6 = Clock().Now();
+  const hlc::Timestamp t7 = Clock().Now();
+  auto old_edit = [&](int id) {
+    return Stamped(Task(absl::StrCat("e5-", id), M::UPDATE, id, {{"title", Text("five")}}), t5);
+  };
+  auto new_edit = [&](int id) {
+    return Stamped(Task(absl::StrCat("e7-", id), M::UPDATE, id, {{"owner", Text("seven")}}), t7);
+  };
+  push(ada, "ada", old_edit(10));
+  push(bob, "bob", Delete("d10", 10, t6));
+  push(ada, "ada", new_edit(10));
+  push(bob, "bob", Delete("d11", 11, t6));
+  u = push(ada, "ada", old_edit(11));
+  EXPECT_TRUE(u.fields(0).superseded());
+  push(ada, "ada", new_edit(11));
+  EXPECT_EQ(Rows(10, 12), "10:1:five:seven:s 11:1:five:seven:s");
+
+  // Two deletes of one row: the later one counts, whichever came first.
+  ExecOrDie(*sql, "INSERT INTO tasks VALUES (12, 1, 'start', 'ada', 's')");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const hlc::Timestamp t8 = Clock().Now();
+  const hlc::Timestamp t9 = Clock().Now();
+  const hlc::Timestamp t10 = Clock().Now();
+  push(bob, "bob", Delete("d12a", 12, t8));
+  d = push(ada, "ada", Delete("d12b", 12, t10));
+  EXPECT_EQ(d.outcome(), pb::MutationResult::APPLIED);
+  u = push(ada, "ada", Stamped(Task("e12", M::UPDATE, 12, {{"title", Text("x")}}), t9));
+  EXPECT_TRUE(u.fields(0).superseded());
+  EXPECT_EQ(u.fields(0).winner_hlc(), t10.integer());
+  EXPECT_EQ(Rows(12, 13), "");
 
   // A delete must carry its hlc here.
   grpc::Status status = Push(bob, "bob", {Task("d6", M::DELETE, 1)}, &response);
