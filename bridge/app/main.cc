@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -65,7 +66,15 @@ int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
     auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
                                      config.replication.connect_timeout);
     if (!sql.ok()) return Fail(sql.status());
-    for (const std::string& table : config.replication.tables) {
+    // The configured tables, and any other table of the publication.
+    std::set<std::string> tables(config.replication.tables.begin(),
+                                 config.replication.tables.end());
+    auto published = (*sql)->ExecParams(
+        "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
+        {config.replication.publication});
+    if (!published.ok()) return Fail(published.status());
+    for (int r = 0; r < published->rows(); ++r) tables.emplace(published->Get(r, 0));
+    for (const std::string& table : tables) {
       auto schema = LoadTableSchema(**sql, table);
       if (!schema.ok()) return Fail(schema.status());
       if (!schema->primary_key.empty()) keys[table] = schema->primary_key;
@@ -94,15 +103,17 @@ int RunReplicateToKafka(const Config& config, const sigset_t& signals) {
   if ((*metrics)->port() != 0) {
     std::cout << "shapebridge: metrics on port " << (*metrics)->port() << std::endl;
   }
-  std::unique_ptr<LeaderLock> lock;
-  for (bool first = true;; first = false) {
-    auto acquired = LeaderLock::TryAcquire(config.replication.dsn, slot);
-    if (!acquired.ok()) return Fail(acquired.status());
-    if (*acquired) {
-      lock = *std::move(acquired);
+  auto lock = std::make_unique<LeaderLock>(config.replication.dsn, slot);
+  for (bool standby = false;;) {
+    auto acquired = lock->TryAcquire();
+    if (!acquired.ok()) {
+      // Postgres away for a moment: a standby keeps trying.
+      spdlog::warn("[replication slot={}] cannot try the replicator lock: {}", slot,
+                   std::string(acquired.status().message()));
+    } else if (*acquired) {
       break;
-    }
-    if (first) {
+    } else if (!standby) {
+      standby = true;
       spdlog::info("[replication slot={}] standby: another replicator holds the slot's lock", slot);
     }
     if (WaitForStopSignal(signals, std::chrono::milliseconds(500))) return 0;

@@ -17,18 +17,20 @@ class PgConnection;
 
 class LeaderLock {
  public:
-  // Tries once; nullptr when another process holds the lock.
-  static absl::StatusOr<std::unique_ptr<LeaderLock>> TryAcquire(const std::string& dsn,
-                                                                const std::string& slot);
+  LeaderLock(std::string dsn, std::string slot);
   ~LeaderLock();
   LeaderLock(const LeaderLock&) = delete;
   LeaderLock& operator=(const LeaderLock&) = delete;
 
-  // OK while the lock's session is alive.
+  // Tries once, on the lock's own session (connected, or connected again, as needed): true when
+  // this process holds the lock now.
+  absl::StatusOr<bool> TryAcquire();
+  // OK while the session that holds the lock is alive.
   absl::Status Check();
 
  private:
-  explicit LeaderLock(std::unique_ptr<PgConnection> sql);
+  const std::string dsn_;
+  const std::string slot_;
   std::unique_ptr<PgConnection> sql_;
 };
 
