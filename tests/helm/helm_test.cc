@@ -92,6 +92,45 @@ TEST_F(HelmTest, DefaultValuesRenderTheEmbeddedMode) {
   EXPECT_THAT(ports, ::testing::UnorderedElementsAre(7070, 7071));
 }
 
+constexpr char kKafkaMode[] =
+    "--set mode=kafka,kafka.bootstrapServers=k1:9092,replication.tables={public.items}";
+
+TEST_F(HelmTest, KafkaModeRendersTheReplicatorPair) {
+  auto docs = Render(kKafkaMode);
+  std::vector<std::string> kinds;
+  for (const auto& [key, doc] : docs) kinds.push_back(key);
+  EXPECT_THAT(kinds,
+              ::testing::UnorderedElementsAre("ConfigMap/sb-shapebridge", "Service/sb-shapebridge",
+                                              "Deployment/sb-shapebridge-replicator",
+                                              "PodDisruptionBudget/sb-shapebridge"));
+  const YAML::Node deployment = docs["Deployment/sb-shapebridge-replicator"];
+  EXPECT_EQ(deployment["spec"]["replicas"].as<int>(), 2) << "a leader and a standby";
+  EXPECT_EQ(deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].as<int>(), 0);
+  const YAML::Node pod = deployment["spec"]["template"]["spec"];
+  EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
+  const YAML::Node c = pod["containers"][0];
+  std::vector<std::string> args;
+  for (const auto& a : c["args"]) args.push_back(a.as<std::string>());
+  EXPECT_THAT(args, ::testing::ElementsAre("--log-format", "json", "replicate", "--config",
+                                           "/etc/shapebridge/config/shapebridge.yaml"));
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
+  EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"].as<bool>());
+  EXPECT_FALSE(deployment["spec"]["volumeClaimTemplates"].IsDefined()) << "no disk";
+  // The Service exposes metrics only (no gRPC server in this mode).
+  std::vector<int> ports;
+  for (const auto& p : docs["Service/sb-shapebridge"]["spec"]["ports"]) {
+    ports.push_back(p["port"].as<int>());
+  }
+  EXPECT_THAT(ports, ::testing::ElementsAre(7071));
+  const YAML::Node config =
+      YAML::Load(docs["ConfigMap/sb-shapebridge"]["data"]["shapebridge.yaml"].as<std::string>());
+  EXPECT_EQ(config["log"]["backend"].as<std::string>(), "kafka");
+  EXPECT_EQ(config["kafka"]["bootstrap_servers"].as<std::string>(), "k1:9092");
+  EXPECT_EQ(config["replication"]["tables"][0].as<std::string>(), "public.items");
+  EXPECT_FALSE(config["auth"].IsDefined()) << "the replicator takes no client tokens";
+}
+
 TEST_F(HelmTest, MonitoringObjectsAndDashboard) {
   auto docs = Render(
       "--set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true");
@@ -143,6 +182,8 @@ TEST_F(HelmTest, RenderedConfigPassesCheckConfig) {
   };
   Result ok = check("");
   EXPECT_EQ(ok.exit_code, 0) << ok.text;
+  Result kafka = check(kKafkaMode);
+  EXPECT_EQ(kafka.exit_code, 0) << kafka.text;
   // Write-back: a writable shape and a rule, through the chart's `writeback` value.
   std::ofstream(dir / "writeback.yaml") << R"y(shapes:
   - name: bookings
@@ -186,9 +227,12 @@ TEST(DockerfileTest, ConsistentWithTheBuildAndTheChart) {
 }
 
 TEST_F(HelmTest, BadValuesAreRefused) {
+  Result mode = RunCommand(Helm() + " template sb " + kChart + " --set mode=sharded");
+  EXPECT_NE(mode.exit_code, 0);
+  EXPECT_THAT(mode.text, HasSubstr("mode"));
   Result kafka = RunCommand(Helm() + " template sb " + kChart + " --set mode=kafka");
   EXPECT_NE(kafka.exit_code, 0);
-  EXPECT_THAT(kafka.text, HasSubstr("mode"));
+  EXPECT_THAT(kafka.text, HasSubstr("kafka.bootstrapServers"));
   Result slot = RunCommand(Helm() + " template sb " + kChart + " --set replication.slot=Bad-Slot");
   EXPECT_NE(slot.exit_code, 0);
   EXPECT_THAT(slot.text, HasSubstr("slot"));

@@ -43,18 +43,38 @@ them. */}}
 {{- with .Values.auth.jwt.audience -}}
 {{- $_ := set $jwt "audience" . -}}
 {{- end -}}
+{{- $replication := dict "slot" .Values.replication.slot
+                         "publication" .Values.replication.publication
+                         "heartbeat_interval_ms" (int .Values.replication.heartbeatIntervalMs) -}}
+{{- with .Values.replication.tables -}}
+{{- $_ := set $replication "tables" . -}}
+{{- end -}}
 {{- $config := dict
     "postgres" (dict "dsn" .Values.postgres.dsn)
-    "replication" (dict "slot" .Values.replication.slot
-                        "publication" .Values.replication.publication
-                        "heartbeat_interval_ms" (int .Values.replication.heartbeatIntervalMs))
-    "log" (dict "backend" "embedded" "dir" "/var/lib/shapebridge/log")
-    "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.grpcPort)))
-    "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.metricsPort)))
-    "auth" (dict "jwt" $jwt)
-    "shapes" .Values.shapes -}}
+    "replication" $replication
+    "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.metricsPort))) -}}
+{{- if eq .Values.mode "kafka" -}}
+{{/* The replicator role: `replicate` streams the slot into the change topic. */}}
+{{- $kafka := dict "bootstrap_servers" .Values.kafka.bootstrapServers
+                   "topic_prefix" .Values.kafka.topicPrefix
+                   "partitions" (int .Values.kafka.partitions)
+                   "replication_factor" (int .Values.kafka.replicationFactor) -}}
+{{- with .Values.kafka.properties -}}
+{{- $_ := set $kafka "properties" . -}}
+{{- end -}}
+{{- $_ := set $config "log" (dict "backend" "kafka") -}}
+{{- $_ := set $config "kafka" $kafka -}}
+{{- with .Values.shapes -}}
+{{- $_ := set $config "shapes" . -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $config "log" (dict "backend" "embedded" "dir" "/var/lib/shapebridge/log") -}}
+{{- $_ := set $config "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.grpcPort))) -}}
+{{- $_ := set $config "auth" (dict "jwt" $jwt) -}}
+{{- $_ := set $config "shapes" .Values.shapes -}}
 {{- with .Values.writeback -}}
 {{- $_ := set $config "writeback" . -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $config (deepCopy .Values.extraConfig)) -}}
 {{- end -}}
