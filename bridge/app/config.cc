@@ -1,6 +1,7 @@
 #include "bridge/app/config.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -341,6 +342,11 @@ void ParseKafka(Parser& p, const YAML::Node& k, Config* config) {
   if (c.replication_factor == 0 || c.replication_factor < -1) {
     p.Error(p.Find(k, "replication_factor"), "kafka.replication_factor",
             "must be at least 1, or -1 for the broker's default");
+  }
+  // A SASL password from the environment (a Kubernetes Secret), as libpq reads PGPASSWORD.
+  if (const char* password = std::getenv("SHAPEBRIDGE_KAFKA_SASL_PASSWORD");
+      password != nullptr && *password != '\0') {
+    c.properties["sasl.password"] = password;
   }
   p.GetMillis(k, "kafka", "checkpoint_interval_ms", &c.checkpoint_interval, 10);
   p.GetMillis(k, "kafka", "flush_timeout_ms", &c.flush_timeout, 100);

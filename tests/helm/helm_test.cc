@@ -129,6 +129,17 @@ TEST_F(HelmTest, KafkaModeRendersTheReplicatorPair) {
   EXPECT_EQ(config["kafka"]["bootstrap_servers"].as<std::string>(), "k1:9092");
   EXPECT_EQ(config["replication"]["tables"][0].as<std::string>(), "public.items");
   EXPECT_FALSE(config["auth"].IsDefined()) << "the replicator takes no client tokens";
+  // Credentials come from Secrets, as environment variables.
+  docs = Render(std::string(kKafkaMode) +
+                ",kafka.saslPasswordSecret.name=kafka-creds,postgres.passwordSecret.name=pg");
+  std::vector<std::string> env;
+  for (const auto& e : docs["Deployment/sb-shapebridge-replicator"]["spec"]["template"]["spec"]
+                           ["containers"][0]["env"]) {
+    env.push_back(e["name"].as<std::string>() + "=" +
+                  e["valueFrom"]["secretKeyRef"]["name"].as<std::string>());
+  }
+  EXPECT_THAT(
+      env, ::testing::ElementsAre("PGPASSWORD=pg", "SHAPEBRIDGE_KAFKA_SASL_PASSWORD=kafka-creds"));
 }
 
 TEST_F(HelmTest, MonitoringObjectsAndDashboard) {

@@ -332,6 +332,13 @@ log:
   EXPECT_EQ(k.checkpoint_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(k.flush_timeout, std::chrono::milliseconds(20000));
   EXPECT_EQ(k.properties.at("security.protocol"), "SASL_SSL");
+  EXPECT_FALSE(k.properties.contains("sasl.password"));
+  // The SASL password may come from the environment (a Secret).
+  setenv("SHAPEBRIDGE_KAFKA_SASL_PASSWORD", "s3cret", 1);
+  auto with_password = ParseConfig(head + "kafka:\n  bootstrap_servers: b:9092\n", "k.yaml");
+  unsetenv("SHAPEBRIDGE_KAFKA_SASL_PASSWORD");
+  ASSERT_TRUE(with_password.ok()) << with_password.status();
+  EXPECT_EQ(with_password->kafka.properties.at("sasl.password"), "s3cret");
   // log.dir is the embedded log's: not needed here.
 
   auto bad = ParseConfig(head + R"(kafka:
