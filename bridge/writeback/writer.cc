@@ -311,6 +311,7 @@ struct Writer::Table {
   std::string key_array;  // ARRAY['id', ...]: the key columns, for shapebridge.row_key
   std::string key_where;  // "id" = $1 AND ...
   std::string key_row;    // the row_key of the key $1, ... (SELECT)
+  std::string restore;    // INSERT of a tombstone's row ($1: its JSON)
   std::map<std::string, std::string> column_types;  // name -> SQL type
   std::vector<Rule*> rules;
 
@@ -613,10 +614,7 @@ class Writer::Batch {
         }
         if (auto r = sql_.Exec("SAVEPOINT shapebridge_mutation"); !r.ok()) return r.status();
         savepoint = true;
-        auto restored = sql_.ExecPrepared(
-            absl::StrCat("INSERT INTO ", table.quoted, " AS t SELECT * FROM jsonb_populate_record(",
-                         "NULL::", table.quoted, ", $1::jsonb) RETURNING ", table.columns),
-            {std::string(tomb->Get(0, 2))});
+        auto restored = sql_.ExecPrepared(table.restore, {std::string(tomb->Get(0, 2))});
         if (!restored.ok()) return restored.status();
         auto row = ParseRow(table, *restored);
         if (!row.ok()) return row.status();
@@ -1101,16 +1099,28 @@ absl::Status Writer::Prepare() {
     }
     table->key_where = absl::StrJoin(where, " AND ");
     auto types = (*sql)->ExecParams(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        "SELECT attname, format_type(atttypid, atttypmod), attgenerated <> '', "
+        "attidentity = 'a' FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
         {table->quoted});
     if (!types.ok()) {
       ReturnConnection(*std::move(sql));
       return types.status();
     }
+    std::vector<std::string> restorable;
+    bool identity_always = false;
     for (int r = 0; r < types->rows(); ++r) {
       table->column_types.emplace(types->Get(r, 0), types->Get(r, 1));
+      if (types->Get(r, 2) == "t") continue;  // generated: Postgres computes it again
+      restorable.push_back((*sql)->QuoteIdentifier(types->Get(r, 0)));
+      identity_always = identity_always || types->Get(r, 3) == "t";
     }
+    // A deleted row put back as it was (deletes: newest_wins): its identity values included.
+    const std::string list = absl::StrJoin(restorable, ", ");
+    table->restore = absl::StrCat("INSERT INTO ", table->quoted, " AS t (", list, ")",
+                                  identity_always ? " OVERRIDING SYSTEM VALUE" : "", " SELECT ",
+                                  list, " FROM jsonb_populate_record(NULL::", table->quoted,
+                                  ", $1::jsonb) RETURNING ", table->columns);
     std::vector<std::string> typed;
     for (size_t k = 0; k < table->key.size(); ++k) {
       const std::string& name = table->schema.columns[table->key[k]].name;

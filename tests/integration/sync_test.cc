@@ -1803,9 +1803,11 @@ class NewestWinsTest : public WritebackTest {
     dsn_ = new std::string(TestPostgres::Get().CreateDatabase("newestwins"));
     auto sql = ConnectOrDie(*dsn_);
     ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    // A generated column: a restored row gets it computed again.
     ExecOrDie(*sql,
               "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
-              "owner text, secret text)");
+              "owner text, secret text, title_length int GENERATED ALWAYS AS (length(title)) "
+              "STORED)");
     dir_ = new std::string(MakeTempDir());
     service_ = StartService(ConfigYaml(*dsn_, "newestwins", *dir_, R"y(  - name: tasks_writable
     table: public.tasks
@@ -1918,6 +1920,7 @@ TEST_F(NewestWinsTest, ADeleteAndAnUpdateConvergeInEitherOrder) {
   EXPECT_TRUE(u.fields(0).superseded());
   push(ada, "ada", new_edit(11));
   EXPECT_EQ(Rows(10, 12), "10:1:five:seven:s 11:1:five:seven:s");
+  EXPECT_EQ(QueryValue(*sql, "SELECT title_length FROM tasks WHERE id = 11"), "4");
 
   // Two deletes of one row: the later one counts, whichever came first.
   ExecOrDie(*sql, "INSERT INTO tasks VALUES (12, 1, 'start', 'ada', 's')");
