@@ -346,12 +346,17 @@ TEST_F(ReplicationTest, ReconnectsAfterTheConnectionDropsWithoutLossOrDuplicates
   config_.tables = {"public.items"};
   StartReplication();
   std::atomic<bool> writing{true};
+  // Each statement's WAL position just before its commit record, to name a lost transaction.
+  std::vector<std::pair<std::string, Lsn>> statements;
   std::thread writer([&] {
     auto conn = ConnectOrDie(dsn_);
+    auto run = [&](const std::string& sql) {
+      const std::string lsn = QueryValue(*conn, sql + " RETURNING pg_current_wal_insert_lsn()");
+      statements.emplace_back(sql, *Lsn::Parse(lsn));
+    };
     for (int i = 0; i < 400; ++i) {
-      ExecOrDie(*conn, "INSERT INTO items VALUES (" + std::to_string(i) + ", 0)");
-      if (i % 3 == 0)
-        ExecOrDie(*conn, "UPDATE items SET v = v + 1 WHERE id = " + std::to_string(i / 2));
+      run("INSERT INTO items VALUES (" + std::to_string(i) + ", 0)");
+      if (i % 3 == 0) run("UPDATE items SET v = v + 1 WHERE id = " + std::to_string(i / 2));
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     writing = false;
@@ -375,6 +380,15 @@ TEST_F(ReplicationTest, ReconnectsAfterTheConnectionDropsWithoutLossOrDuplicates
     EXPECT_TRUE(commits.insert(txn.commit.commit_lsn.value()).second) << "duplicate transaction";
   }
   EXPECT_EQ(replayed.transactions.size(), 400u + 134u);
+  // Every statement's transaction is in the log: a commit between its position and the next's.
+  for (size_t i = 0; i < statements.size(); ++i) {
+    auto commit = commits.lower_bound(statements[i].second.value());
+    const bool found = commit != commits.end() &&
+                       (i + 1 == statements.size() || *commit < statements[i + 1].second.value());
+    EXPECT_TRUE(found) << "lost: \"" << statements[i].first << "\", its commit after "
+                       << statements[i].second << " (the log above shows where each session "
+                       << "started and where the walsender was stopped)";
+  }
 }
 
 TEST_F(ReplicationTest, SecondConsumerOfABusySlotFailsNamingThePid) {
