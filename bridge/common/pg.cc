@@ -68,10 +68,21 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   const std::string dsn_text(dsn);
   const std::string app(application_name);
   const std::string timeout = std::to_string(connect_timeout.count());
-  // Later keywords override what the expanded dsn says.
-  std::vector<const char*> keys = {"dbname", "application_name", "connect_timeout", "options"};
+  // Keywords before dbname are defaults the dsn may override; later ones override the dsn.
+  // TCP keepalives and a user timeout: a server that vanished (a half-open connection) is noticed
+  // within about a minute instead of when the kernel gives up, for every connection alike.
+  std::vector<const char*> keys = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                                   "keepalives_count", "tcp_user_timeout", "dbname",
+                                   "application_name", "connect_timeout",  "options"};
   std::vector<const char*> values = {
-      dsn_text.c_str(), app.c_str(), timeout.c_str(),
+      "1",
+      "30",
+      "10",
+      "3",
+      "60000",
+      dsn_text.c_str(),
+      app.c_str(),
+      timeout.c_str(),
       "-c DateStyle=ISO -c TimeZone=UTC -c bytea_output=hex -c extra_float_digits=3 "
       "-c IntervalStyle=postgres"};
   if (kind == PgConnectionKind::kReplication) {
@@ -93,6 +104,16 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
                         absl::StrCat("cannot connect to Postgres: ", message));
   }
   return result;
+}
+
+std::string PgConnection::Option(std::string_view keyword) const {
+  PQconninfoOption* options = PQconninfo(conn_);
+  std::string value;
+  for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+    if (keyword == o->keyword && o->val != nullptr) value = o->val;
+  }
+  PQconninfoFree(options);
+  return value;
 }
 
 absl::Status PgConnection::ResultStatus(pg_result* result, std::string_view sql) const {

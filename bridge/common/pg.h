@@ -91,6 +91,8 @@ class PgConnection {
                           const std::function<absl::Status(const PgResult& row)>& on_row);
 
   // Quotes a name (table, slot, publication) for SQL text.
+  // The value of a connection option in use ("keepalives_idle"); "" when unset.
+  std::string Option(std::string_view keyword) const;
   std::string QuoteIdentifier(std::string_view name) const;
   std::string QuoteLiteral(std::string_view value) const;
 

@@ -391,6 +391,20 @@ TEST_F(ReplicationTest, ReconnectsAfterTheConnectionDropsWithoutLossOrDuplicates
   }
 }
 
+// Every connection notices a vanished server within about a minute (TCP keepalives and a user
+// timeout), unless the DSN says otherwise.
+TEST_F(ReplicationTest, ConnectionsUseKeepalivesTheDsnMayOverride) {
+  auto sql = ConnectOrDie(dsn_);
+  EXPECT_EQ(sql->Option("keepalives"), "1");
+  EXPECT_EQ(sql->Option("keepalives_idle"), "30");
+  EXPECT_EQ(sql->Option("tcp_user_timeout"), "60000");
+  auto tuned = PgConnection::Connect(dsn_ + " keepalives_idle=5", PgConnectionKind::kReplication,
+                                     "shapebridge-test");
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  EXPECT_EQ((*tuned)->Option("keepalives_idle"), "5");
+  EXPECT_EQ((*tuned)->Option("keepalives_count"), "3");
+}
+
 TEST_F(ReplicationTest, SecondConsumerOfABusySlotFailsNamingThePid) {
   {
     auto conn = ConnectOrDie(dsn_);
