@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -161,7 +162,9 @@ class KafkaTest : public ::testing::Test {
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = *std::move(cluster);
     kafka_.bootstrap_servers = cluster_->bootstrap_servers();
-    kafka_.topic_prefix = db_;
+    // Unique per run: against a real broker, a rerun must not read an earlier run's records.
+    kafka_.topic_prefix = absl::StrCat(db_, "-", getpid(), "-",
+                                       std::chrono::steady_clock::now().time_since_epoch().count());
     kafka_.partitions = 4;
     kafka_.checkpoint_interval = std::chrono::milliseconds(100);
     kafka_.flush_timeout = std::chrono::milliseconds(30'000);
