@@ -58,6 +58,7 @@ struct ChangeSink::Producer {
   std::atomic<bool> closing{false};
   std::mutex mu;
   std::string failure;  // the first failed delivery or fatal error ("" while healthy)
+  std::atomic<bool> has_failure{false};  // set with failure: checked per record without the lock
 
   ~Producer() {
     if (rk == nullptr) return;
@@ -71,8 +72,10 @@ struct ChangeSink::Producer {
   void Fail(std::string what) {
     std::lock_guard lock(mu);
     if (failure.empty()) failure = std::move(what);
+    has_failure.store(true);
   }
   std::string failed() {
+    if (!has_failure.load()) return std::string();
     std::lock_guard lock(mu);
     return failure;
   }
@@ -264,7 +267,10 @@ absl::StatusOr<std::unique_ptr<ChangeSink>> ChangeSink::Create(
 
 ChangeSink::ChangeSink(KafkaConfig config, std::map<std::string, std::vector<std::string>> keys,
                        int partitions)
-    : config_(std::move(config)), keys_(std::move(keys)), partitions_(partitions) {}
+    : config_(std::move(config)),
+      topic_(config_.ChangeTopic()),
+      keys_(std::move(keys)),
+      partitions_(partitions) {}
 
 ChangeSink::~ChangeSink() = default;
 
@@ -294,10 +300,8 @@ absl::Status ChangeSink::Ready() {
 
 absl::Status ChangeSink::Produce(int32_t partition, const std::string& key,
                                  const std::string& value, const std::string& type,
-                                 const std::string& index) {
+                                 const std::string& lsn, const std::string& index) {
   if (absl::Status s = Ready(); !s.ok()) return s;
-  const std::string topic = config_.ChangeTopic();
-  const std::string lsn = txn_.commit_lsn.ToString();
   const auto start = std::chrono::steady_clock::now();
   while (true) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
@@ -306,7 +310,7 @@ absl::Status ChangeSink::Produce(int32_t partition, const std::string& key,
     rd_kafka_header_add(headers, "type", -1, type.data(), static_cast<ssize_t>(type.size()));
     rd_kafka_vu_t vus[6];
     vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vus[0].u.cstr = topic.c_str();
+    vus[0].u.cstr = topic_.c_str();
     vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
     vus[1].u.i32 = partition;
     vus[2].vtype = RD_KAFKA_VTYPE_KEY;
@@ -358,21 +362,14 @@ absl::Status ChangeSink::OnRelation(const RelationInfo& relation) {
   Table table;
   table.name = relation.QualifiedName();
   for (const auto& c : relation.columns) table.columns.push_back(c.name);
-  auto keys = keys_.find(table.name);
-  for (size_t i = 0; i < table.columns.size(); ++i) {
-    if (keys == keys_.end() || std::find(keys->second.begin(), keys->second.end(),
-                                         table.columns[i]) != keys->second.end()) {
-      table.key.push_back(i);
-    }
-  }
-  if (keys != keys_.end()) {
-    // In primary key order.
-    std::vector<size_t> ordered;
+  // The primary key columns in key order; without a primary key, every column.
+  if (auto keys = keys_.find(table.name); keys != keys_.end()) {
     for (const std::string& k : keys->second) {
       auto it = std::find(table.columns.begin(), table.columns.end(), k);
-      if (it != table.columns.end()) ordered.push_back(it - table.columns.begin());
+      if (it != table.columns.end()) table.key.push_back(it - table.columns.begin());
     }
-    table.key = std::move(ordered);
+  } else {
+    for (size_t i = 0; i < table.columns.size(); ++i) table.key.push_back(i);
   }
   tables_[relation.id.value()] = std::move(table);
   return absl::OkStatus();
@@ -381,6 +378,7 @@ absl::Status ChangeSink::OnRelation(const RelationInfo& relation) {
 absl::Status ChangeSink::OnBegin(const TransactionBegin& begin) {
   if (absl::Status s = Ready(); !s.ok()) return s;
   txn_ = begin;
+  lsn_text_ = begin.commit_lsn.ToString();
   index_ = 0;
   return absl::OkStatus();
 }
@@ -416,7 +414,7 @@ absl::Status ChangeSink::OnChange(RowChange change) {
     if (k < keyed.size()) key[t.columns[k]] = ValueJson(keyed[k]);
   }
   nlohmann::json value = {
-      {"op", op},        {"table", t.name},         {"lsn", txn_.commit_lsn.ToString()},
+      {"op", op},        {"table", t.name},         {"lsn", lsn_text_},
       {"index", index_}, {"xid", txn_.xid.value()}, {"commit_time", txn_.commit_time.ToString()},
       {"key", key}};
   if (!change.old_values.empty()) value["old"] = row(change.old_values);
@@ -424,7 +422,8 @@ absl::Status ChangeSink::OnChange(RowChange change) {
   const std::string record_key = nlohmann::json{{"table", t.name}, {"key", key}}.dump();
   const int32_t partition = rd_kafka_msg_partitioner_murmur2(
       nullptr, record_key.data(), record_key.size(), partitions_, nullptr, nullptr);
-  absl::Status s = Produce(partition, record_key, value.dump(), op, absl::StrCat(index_));
+  absl::Status s =
+      Produce(partition, record_key, value.dump(), op, lsn_text_, absl::StrCat(index_));
   ++index_;
   return s;
 }
@@ -434,15 +433,14 @@ absl::Status ChangeSink::OnTruncate(const TruncateChange& truncate) {
     auto table = tables_.find(id.value());
     if (table == tables_.end()) continue;
     const std::string record_key = nlohmann::json{{"table", table->second.name}}.dump();
-    nlohmann::json value = {{"op", "truncate"},
-                            {"table", table->second.name},
-                            {"lsn", txn_.commit_lsn.ToString()},
-                            {"index", index_},
-                            {"xid", txn_.xid.value()},
-                            {"commit_time", txn_.commit_time.ToString()}};
+    nlohmann::json value = {
+        {"op", "truncate"},        {"table", table->second.name},
+        {"lsn", lsn_text_},        {"index", index_},
+        {"xid", txn_.xid.value()}, {"commit_time", txn_.commit_time.ToString()}};
     const int32_t partition = rd_kafka_msg_partitioner_murmur2(
         nullptr, record_key.data(), record_key.size(), partitions_, nullptr, nullptr);
-    absl::Status s = Produce(partition, record_key, value.dump(), "truncate", absl::StrCat(index_));
+    absl::Status s =
+        Produce(partition, record_key, value.dump(), "truncate", lsn_text_, absl::StrCat(index_));
     ++index_;
     if (!s.ok()) return s;
   }
@@ -493,13 +491,11 @@ absl::Status ChangeSink::Sync() {
   if (durable_ > checkpointed_ && now - last_checkpoint_ >= config_.checkpoint_interval) {
     const std::string value =
         nlohmann::json{{"op", "checkpoint"}, {"lsn", durable_.ToString()}}.dump();
-    const TransactionBegin saved = txn_;
-    txn_.commit_lsn = durable_;
+    const std::string lsn = durable_.ToString();
     // Index -1: a checkpoint is not a change (a change may have the same LSN, at index 0).
     for (int32_t p = 0; p < partitions_; ++p) {
-      if (absl::Status s = Produce(p, "", value, "checkpoint", "-1"); !s.ok()) return s;
+      if (absl::Status s = Produce(p, "", value, "checkpoint", lsn, "-1"); !s.ok()) return s;
     }
-    txn_ = saved;
     checkpointed_ = durable_;
     last_checkpoint_ = now;
     stats_->checkpoints.fetch_add(1, std::memory_order_relaxed);

@@ -68,9 +68,10 @@ class ChangeSink final : public TransactionSink {
   // The producer, made anew when the last one failed (after the failure was reported).
   absl::Status Ready();
   absl::Status Produce(int32_t partition, const std::string& key, const std::string& value,
-                       const std::string& type, const std::string& index);
+                       const std::string& type, const std::string& lsn, const std::string& index);
 
   const KafkaConfig config_;
+  const std::string topic_;  // the change topic
   const std::map<std::string, std::vector<std::string>> keys_;
   const int partitions_;
   std::unique_ptr<ChangeSinkStats> stats_;
@@ -78,8 +79,9 @@ class ChangeSink final : public TransactionSink {
   bool failure_reported_ = false;     // the producer's failure was returned to the replicator
   std::map<uint32_t, Table> tables_;  // by relation id
   TransactionBegin txn_;
-  uint32_t index_ = 0;  // the next change's position in the transaction
-  Lsn last_commit_;     // end LSN of the last transaction passed on
+  std::string lsn_text_;  // txn_'s commit LSN as text, the records' lsn
+  uint32_t index_ = 0;    // the next change's position in the transaction
+  Lsn last_commit_;       // end LSN of the last transaction passed on
   Lsn idle_;
   Lsn durable_;
   Lsn checkpointed_;

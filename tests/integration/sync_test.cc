@@ -1044,6 +1044,16 @@ TEST(SyncRestartTest, KillDashNineDuringWritesThenResume) {
 
 // Write-back through Push, against a service whose config adds a writable shape: tasks of the
 // projects in the token's `projects` claim, without the `secret` column.
+// The writable shape of public.tasks the write-back tests push through (a shapes list item).
+const std::string kTasksWritable = R"y(  - name: tasks_writable
+    table: public.tasks
+    columns: [id, project_id, title, owner]
+    where: "project_id = $project"
+    writable: true
+    params:
+      project: {type: int, from: request, claim: projects}
+)y";
+
 class WritebackTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -1057,14 +1067,8 @@ class WritebackTest : public ::testing::Test {
               "CREATE TABLE bookings (id int PRIMARY KEY, building int NOT NULL, room text NOT "
               "NULL, starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL, title text)");
     dir_ = new std::string(MakeTempDir());
-    service_ = StartService(ConfigYaml(*dsn_, "writeback", *dir_, R"y(  - name: tasks_writable
-    table: public.tasks
-    columns: [id, project_id, title, owner]
-    where: "project_id = $project"
-    writable: true
-    params:
-      project: {type: int, from: request, claim: projects}
-  - name: bookings_writable
+    service_ = StartService(ConfigYaml(*dsn_, "writeback", *dir_,
+                                       kTasksWritable + R"y(  - name: bookings_writable
     table: public.bookings
     where: "building = $building"
     writable: true
@@ -1809,14 +1813,7 @@ class NewestWinsTest : public WritebackTest {
               "owner text, secret text, title_length int GENERATED ALWAYS AS (length(title)) "
               "STORED)");
     dir_ = new std::string(MakeTempDir());
-    service_ = StartService(ConfigYaml(*dsn_, "newestwins", *dir_, R"y(  - name: tasks_writable
-    table: public.tasks
-    columns: [id, project_id, title, owner]
-    where: "project_id = $project"
-    writable: true
-    params:
-      project: {type: int, from: request, claim: projects}
-writeback:
+    service_ = StartService(ConfigYaml(*dsn_, "newestwins", *dir_, kTasksWritable + R"y(writeback:
   deletes: newest_wins
 )y"))
                    .release();
