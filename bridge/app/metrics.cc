@@ -10,8 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "bridge/app/service.h"
 #include "bridge/common/pg.h"
+#include "bridge/kafka/shape_topic.h"
 #include "bridge/log/routing_sink.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/server/registry.h"
+#include "bridge/server/snapshotter.h"
 #include "bridge/writeback/writer.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
@@ -103,14 +106,15 @@ struct Metrics::Impl {
   explicit Impl(MetricsConfig c) : config(std::move(c)) {}
 
   void CollectKafka(std::vector<MetricFamily>& out) const;
+  void CollectReplication(std::vector<MetricFamily>& out) const;
+  void CollectServerNode(std::vector<MetricFamily>& out) const;
 
   std::vector<MetricFamily> Collect() const;
   void PollSlot(std::unique_ptr<PgConnection>& sql);
   void PollLoop();
 };
 
-std::vector<MetricFamily> Metrics::Impl::Collect() const {
-  std::vector<MetricFamily> out = registry->Collect();
+void Metrics::Impl::CollectReplication(std::vector<MetricFamily>& out) const {
   const ReplicatorStats& rs = replicator->stats();
   const uint64_t received = rs.received_lsn.load();
   const uint64_t flushed = rs.reported_flush_lsn.load();
@@ -123,6 +127,9 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
                         "Replication sessions started (1 + reconnects)", rs.sessions.load()));
   out.push_back(Counter("shapebridge_replication_transactions_total",
                         "Transactions received from the slot", rs.transactions.load()));
+  out.push_back(Counter("shapebridge_replication_decode_errors_total",
+                        "Replication messages that did not decode (each ends the session)",
+                        rs.decode_errors.load()));
   MetricFamily changes = Family("shapebridge_replication_changes_total",
                                 "Row changes routed, by table and operation", MetricType::Counter);
   if (service != nullptr) {
@@ -166,12 +173,18 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
                       slot_active.load() ? 1 : 0));
   out.push_back(Counter("shapebridge_replication_slot_poll_errors_total",
                         "Failed reads of pg_replication_slots", slot_poll_errors.load()));
+}
+
+std::vector<MetricFamily> Metrics::Impl::Collect() const {
+  std::vector<MetricFamily> out = registry->Collect();
+  if (replicator != nullptr) CollectReplication(out);
 
   if (service == nullptr) {
     CollectKafka(out);
     return out;
   }
   const Service& service = *this->service;
+  if (replicator == nullptr) CollectServerNode(out);
   // Routing.
   const shapes::RouterStats& router = service.router().stats();
   out.push_back(Gauge("shapebridge_shape_definitions", "Shape definitions configured",
@@ -211,13 +224,15 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
                         "Instance logs ended (retention, truncate, definition change)",
                         log.retired.load()));
 
-  // Snapshots.
-  const SnapshotterStats& snap = service.snapshotter().stats();
-  MetricFamily snapshots = Family("shapebridge_snapshots_total",
-                                  "Initial snapshots taken, by result", MetricType::Counter);
-  AddValue(snapshots, snap.snapshots.load(), {{"result", "ok"}});
-  AddValue(snapshots, snap.failures.load(), {{"result", "failed"}});
-  out.push_back(std::move(snapshots));
+  // Snapshots (a server node's are the replicator's).
+  if (const Snapshotter* snapshotter = service.snapshotter()) {
+    const SnapshotterStats& snap = snapshotter->stats();
+    MetricFamily snapshots = Family("shapebridge_snapshots_total",
+                                    "Initial snapshots taken, by result", MetricType::Counter);
+    AddValue(snapshots, snap.snapshots.load(), {{"result", "ok"}});
+    AddValue(snapshots, snap.failures.load(), {{"result", "failed"}});
+    out.push_back(std::move(snapshots));
+  }
   out.push_back(Counter("shapebridge_snapshot_rows_total", "Rows read by snapshots",
                         log.snapshot_rows.load()));
   out.push_back(Counter("shapebridge_snapshot_bytes_total",
@@ -323,6 +338,53 @@ void Metrics::Impl::CollectKafka(std::vector<MetricFamily>& out) const {
                       "Every transaction that commits before this position is acknowledged by "
                       "Kafka",
                       static_cast<double>(k.durable_lsn)));
+  if (!k.shapes) return;
+  out.push_back(Gauge("shapebridge_replicator_epoch",
+                      "The leader epoch this replicator writes the shape topic in (0: standby)",
+                      static_cast<double>(k.epoch)));
+  out.push_back(Counter("shapebridge_shape_topic_records_produced_total",
+                        "Shape topic records handed to the producer", k.shape_produced));
+  out.push_back(Counter("shapebridge_shape_topic_records_delivered_total",
+                        "Shape topic records Kafka acknowledged", k.shape_delivered));
+  out.push_back(Counter("shapebridge_shape_topic_delivery_errors_total",
+                        "Shape topic records Kafka did not acknowledge (the replicator stops)",
+                        k.shape_delivery_errors));
+  out.push_back(Gauge("shapebridge_shape_topic_durable_lsn",
+                      "The last Routed position every partition of the shape topic acknowledged",
+                      static_cast<double>(k.shape_durable_lsn)));
+  out.push_back(Gauge("shapebridge_shape_log_instances", "Instance logs live", k.instances));
+  out.push_back(Counter("shapebridge_registry_instances_taken_total",
+                        "Instances taken from the registry (each gets a snapshot)",
+                        k.instances_taken));
+  out.push_back(Counter("shapebridge_registry_errors_total",
+                        "Failed reads of the instance registry", k.registry_errors));
+}
+
+void Metrics::Impl::CollectServerNode(std::vector<MetricFamily>& out) const {
+  if (const kafka::ShapeTopicStats* t = service->shape_topic_stats()) {
+    out.push_back(Counter("shapebridge_shape_topic_records_consumed_total",
+                          "Shape topic records read", t->consumed.load()));
+    out.push_back(Counter("shapebridge_shape_topic_records_fenced_total",
+                          "Shape topic records of an older replicator epoch, ignored",
+                          t->fenced.load()));
+    out.push_back(Counter("shapebridge_shape_topic_consume_errors_total",
+                          "Errors reading the shape topic, and records that did not apply",
+                          t->consume_errors.load()));
+    out.push_back(Gauge("shapebridge_shape_topic_caught_up",
+                        "1 once the shape topic was read up to where it ended at the start",
+                        t->caught_up.load() ? 1 : 0));
+  }
+  const ShapeLogStats& log = service->shape_log().stats();
+  out.push_back(Counter("shapebridge_shape_topic_duplicates_total",
+                        "Re-delivered shape log entries dropped by their offset",
+                        log.remote_duplicates.load()));
+  if (const RegistryStats* r = service->registry_stats()) {
+    out.push_back(Counter("shapebridge_registry_requests_total",
+                          "Instances asked of the replicator through the registry",
+                          r->requests.load()));
+    out.push_back(Counter("shapebridge_registry_errors_total",
+                          "Failed writes to the instance registry", r->errors.load()));
+  }
 }
 
 void Metrics::Impl::PollSlot(std::unique_ptr<PgConnection>& sql) {
@@ -373,7 +435,7 @@ void Metrics::Impl::PollLoop() {
   std::unique_lock lock(mu);
   bool attached = false;  // the slot exists once replication has attached to it
   while (!stopping) {
-    attached = attached || replicator->stats().streaming.load();
+    attached = attached || (replicator != nullptr && replicator->stats().streaming.load());
     if (attached) {
       lock.unlock();
       PollSlot(sql);
@@ -428,7 +490,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& co
   auto impl = std::make_unique<Impl>(config);
   Impl& m = *impl;
   m.service = &service;
-  m.replicator = &service.replicator();
+  m.replicator = service.replicator_or_null();
   m.replication = service.config().replication;
   m.initial_sync = &prometheus::BuildHistogram()
                         .Name("shapebridge_initial_sync_seconds")
@@ -490,7 +552,9 @@ absl::Status Metrics::Start() {
     }));
     m.http->addHandler("/metrics", m.handlers.back().get());
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
-      if (impl->replicator->done()) {
+      if (impl->replicator == nullptr) {
+        Respond(conn, 200, "OK", "text/plain", "ok\n");
+      } else if (impl->replicator->done()) {
         Respond(
             conn, 503, "Service Unavailable", "text/plain",
             absl::StrCat("replication ended: ", impl->replicator->exit_status().ToString(), "\n"));
@@ -502,6 +566,13 @@ absl::Status Metrics::Start() {
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
       if (impl->service != nullptr && impl->service->stopping()) {
         Respond(conn, 503, "Service Unavailable", "text/plain", "not ready: stopping\n");
+      } else if (impl->replicator == nullptr) {
+        if (impl->service->ready()) {
+          Respond(conn, 200, "OK", "text/plain", "ready\n");
+        } else {
+          Respond(conn, 503, "Service Unavailable", "text/plain",
+                  "not ready: reading the shape topic\n");
+        }
       } else if (impl->kafka && !impl->kafka().leader) {
         Respond(conn, 200, "OK", "text/plain", "ready (standby)\n");
       } else if (impl->replicator->stats().streaming.load()) {

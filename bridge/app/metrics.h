@@ -24,6 +24,16 @@ struct KafkaReplicatorStats {
   uint64_t checkpoints = 0;
   double flush_seconds = 0;
   uint64_t durable_lsn = 0;
+  // The shape topic (when shapes are configured).
+  bool shapes = false;
+  uint64_t epoch = 0;
+  uint64_t shape_produced = 0;
+  uint64_t shape_delivered = 0;
+  uint64_t shape_delivery_errors = 0;
+  uint64_t shape_durable_lsn = 0;
+  uint64_t instances = 0;        // live in the replicator's shape log
+  uint64_t instances_taken = 0;  // from the registry
+  uint64_t registry_errors = 0;
 };
 
 // Settings of the metrics and health endpoint (the `metrics` section of the config file).

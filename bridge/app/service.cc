@@ -4,8 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "bridge/common/pg.h"
+#include "bridge/kafka/shape_topic.h"
 #include "bridge/log/routing_sink.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/server/registry.h"
+#include "bridge/server/snapshotter.h"
 #include "bridge/writeback/writer.h"
 #include "shapes/router.h"
 #include "spdlog/spdlog.h"
@@ -19,12 +22,6 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   }
   if (config.shapes.empty()) {
     return absl::InvalidArgumentError("serve needs at least one shape in `shapes`");
-  }
-  if (config.log_backend == "kafka") {
-    return absl::UnimplementedError(
-        "serve with log.backend: kafka (server nodes that read shape logs from Kafka) is not "
-        "available yet: `shapebridge replicate` publishes the change topic to Kafka, and serve "
-        "runs with log.backend: embedded");
   }
   std::unique_ptr<Service> s(new Service());
   s->config_ = config;
@@ -46,6 +43,16 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   if (!verifier.ok()) return verifier.status();
   s->verifier_ = *std::move(verifier);
   s->router_ = std::make_unique<shapes::Router>();
+  if (config.log_backend == "kafka") {
+    if (absl::Status st = registry::CreateSchema(**sql); !st.ok()) return st;
+    auto offsets = registry::LatestEpochStart(**sql);
+    if (!offsets.ok()) return offsets.status();
+    s->reader_start_ = *std::move(offsets);
+    if (absl::Status st = CreateServerNode(*s, config, std::move(definitions)); !st.ok()) {
+      return st;
+    }
+    return s;
+  }
   auto log = ShapeLog::Open(config.shape_log, *s->router_, [&definitions](const std::string& name) {
     auto it = definitions.find(name);
     return it == definitions.end() ? nullptr : it->second;
@@ -75,12 +82,58 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   return s;
 }
 
+absl::Status Service::CreateServerNode(Service& s, const Config& config,
+                                       DefinitionMap definitions) {
+  auto reader = kafka::ShapeTopicReader::Create(config.kafka);
+  if (!reader.ok()) return reader.status();
+  s.reader_ = *std::move(reader);
+  auto lookup = [definitions](const std::string& name) {
+    auto it = definitions.find(name);
+    return it == definitions.end() ? nullptr : it->second;
+  };
+  s.log_ = ShapeLog::CreateFollower(config.shape_log, *s.router_, lookup, s.reader_->partitions());
+  s.requester_ = std::make_unique<InstanceRequester>(config.replication.dsn, *s.log_,
+                                                     registry::Lease(config.shape_log.idle_retire));
+  s.definitions_ = definitions.size();
+  std::vector<std::shared_ptr<const shapes::ShapeDefinition>> all;
+  for (const auto& [name, def] : definitions) all.push_back(def);
+  auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all), config.writeback);
+  if (writer->enabled()) {
+    if (absl::Status st = writer->Prepare(); !st.ok()) return st;
+    s.writer_ = std::move(writer);
+  }
+  s.server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s.log_,
+                                           *s.requester_, *s.verifier_);
+  s.server_->SetWriter(s.writer_.get());
+  auto metrics = Metrics::Create(config.metrics, s);
+  if (!metrics.ok()) return metrics.status();
+  s.metrics_ = *std::move(metrics);
+  spdlog::info("[kafka] server node: {} partitions of {}", s.reader_->partitions(),
+               config.kafka.ShapeTopic());
+  return absl::OkStatus();
+}
+
+const kafka::ShapeTopicStats* Service::shape_topic_stats() const {
+  return reader_ ? &reader_->stats() : nullptr;
+}
+
+const RegistryStats* Service::registry_stats() const {
+  return requester_ ? &requester_->stats() : nullptr;
+}
+
+bool Service::ready() const { return !reader_ || reader_->stats().caught_up.load(); }
+
 Service::~Service() { Stop(); }
 
 absl::Status Service::Start() {
   if (absl::Status st = metrics_->Start(); !st.ok()) return st;
-  replicator_->Start();
-  snapshotter_->Start();
+  if (reader_) {
+    if (absl::Status st = reader_->Start(*log_, reader_start_); !st.ok()) return st;
+    requester_->Start();
+  } else {
+    replicator_->Start();
+    snapshotter_->Start();
+  }
   if (absl::Status st = server_->Start(); !st.ok()) return st;
   spdlog::info("[server] serving on port {}", server_->port());
   return absl::OkStatus();
@@ -92,6 +145,11 @@ void Service::Stop() {
   stopping_ = true;
   server_->Shutdown();
   metrics_->Stop();
+  if (reader_) {
+    requester_->Stop();
+    reader_->Stop();
+    return;
+  }
   snapshotter_->Stop();
   replicator_->Stop();
   if (absl::Status st = log_->Sync(); !st.ok()) {
@@ -112,7 +170,9 @@ int Service::metrics_port() const { return metrics_->port(); }
 void Service::SetServerObservers(ServerObservers observers) {
   server_->SetObservers(std::move(observers));
 }
-bool Service::done() const { return replicator_->done(); }
-absl::Status Service::exit_status() const { return replicator_->exit_status(); }
+bool Service::done() const { return replicator_ && replicator_->done(); }
+absl::Status Service::exit_status() const {
+  return replicator_ ? replicator_->exit_status() : absl::OkStatus();
+}
 
 }  // namespace shapebridge

@@ -14,13 +14,23 @@ class Router;
 namespace auth {
 class JwtVerifier;
 }
+namespace kafka {
+class ShapeTopicReader;
+struct ShapeTopicStats;
+}  // namespace kafka
+class InstanceRequester;
 class Replicator;
 class RoutingSink;
 class Writer;
+struct RegistryStats;
 
 // `shapebridge serve`: replication, routing, the shape log, snapshots and the gRPC server in
 // one process, wired from the config. The composition root of the serving path (main and the
 // integration tests both use it).
+//
+// With log.backend: kafka it is a server node instead: its shape log follows the shape topic
+// (the replicator routes and takes snapshots), and it asks the replicator for new instances
+// through the instance registry (bridge/server/registry.h).
 //
 // Lifecycle: Create() checks the config against the database and opens the shape log; Start()
 // starts serving; Stop() (idempotent) drains the streams, stops replication and makes the log
@@ -51,10 +61,17 @@ class Service {
   const SyncServer& server() const { return *server_; }
   // Null when no shape is writable.
   const Writer* writer() const { return writer_.get(); }
+  // Not a server node's (null).
   const Replicator& replicator() const { return *replicator_; }
+  const Replicator* replicator_or_null() const { return replicator_.get(); }
   const shapes::Router& router() const { return *router_; }
   const RoutingSink& sink() const { return *sink_; }
-  const Snapshotter& snapshotter() const { return *snapshotter_; }
+  const Snapshotter* snapshotter() const { return snapshotter_.get(); }
+  // A server node's (null otherwise).
+  const kafka::ShapeTopicStats* shape_topic_stats() const;
+  const RegistryStats* registry_stats() const;
+  // Ready to serve: a server node has read the shape topic up to where it ended at its start.
+  bool ready() const;
   size_t definitions() const { return definitions_; }
   const Metrics& metrics() const { return *metrics_; }
   // Before Start().
@@ -62,6 +79,7 @@ class Service {
 
  private:
   Service() = default;
+  static absl::Status CreateServerNode(Service& s, const Config& config, DefinitionMap definitions);
 
   Config config_;
   std::unique_ptr<shapes::Router> router_;
@@ -69,6 +87,9 @@ class Service {
   std::unique_ptr<RoutingSink> sink_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<Snapshotter> snapshotter_;
+  std::unique_ptr<kafka::ShapeTopicReader> reader_;
+  std::unique_ptr<InstanceRequester> requester_;
+  std::vector<int64_t> reader_start_;
   std::unique_ptr<auth::JwtVerifier> verifier_;
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<SyncServer> server_;

@@ -1,6 +1,10 @@
 #include "bridge/common/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
@@ -317,6 +321,25 @@ absl::Status PgConnection::EndCopy() {
 }
 
 int PgConnection::Socket() const { return PQsocket(conn_); }
+
+absl::StatusOr<std::vector<std::string>> PgConnection::WaitForNotifications(
+    std::chrono::milliseconds timeout) {
+  pollfd fd{.fd = PQsocket(conn_), .events = POLLIN, .revents = 0};
+  if (fd.fd < 0) return absl::UnavailableError("the connection is closed");
+  if (poll(&fd, 1, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+    return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
+  }
+  if (PQconsumeInput(conn_) == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("connection lost: ", TrimmedError(PQerrorMessage(conn_))));
+  }
+  std::vector<std::string> payloads;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+    PQfreemem(n);
+  }
+  return payloads;
+}
 int PgConnection::ServerVersion() const { return PQserverVersion(conn_); }
 std::string PgConnection::ErrorMessage() const { return TrimmedError(PQerrorMessage(conn_)); }
 

@@ -108,6 +108,9 @@ class PgConnection {
   absl::StatusOr<bool> FlushOutput();
   absl::Status EndCopy();
   int Socket() const;
+  // Waits up to `timeout` for the server (ConsumeInput when it has something), then returns the
+  // payloads of the notifications received (LISTEN) so far.
+  absl::StatusOr<std::vector<std::string>> WaitForNotifications(std::chrono::milliseconds timeout);
 
   int ServerVersion() const;
   std::string ErrorMessage() const;

@@ -22,6 +22,8 @@
 
 namespace shapebridge::kafka {
 
+struct Producer;  // client.h
+
 struct ChangeSinkStats {
   std::atomic<uint64_t> produced{0};   // records handed to the producer
   std::atomic<uint64_t> delivered{0};  // records Kafka acknowledged
@@ -53,8 +55,6 @@ class ChangeSink final : public TransactionSink {
 
   int partitions() const { return partitions_; }
   const ChangeSinkStats& stats() const { return *stats_; }
-
-  struct Producer;  // librdkafka's producer and its delivery callbacks (change_sink.cc)
 
  private:
   struct Table {

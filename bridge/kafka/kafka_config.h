@@ -9,7 +9,7 @@ namespace shapebridge::kafka {
 // The `kafka` section of the config (used with `log.backend: kafka`).
 struct KafkaConfig {
   std::string bootstrap_servers;  // "host:port,..." (required)
-  // Topic names: "<prefix>.changes" for the change topic.
+  // Topic names: "<prefix>.changes" for the change topic, "<prefix>.shapes" for the shape topic.
   std::string topic_prefix = "shapebridge";
   // Partitions and replication factor of topics shapebridge creates (-1: the broker's default).
   int partitions = 8;
@@ -23,7 +23,12 @@ struct KafkaConfig {
   // starts over from the last durable position).
   std::chrono::milliseconds flush_timeout{60'000};
 
+  // Whether `replicate` publishes the change topic (the shape topic is published when shapes are
+  // configured).
+  bool change_topic = true;
+
   std::string ChangeTopic() const { return topic_prefix + ".changes"; }
+  std::string ShapeTopic() const { return topic_prefix + ".shapes"; }
 };
 
 }  // namespace shapebridge::kafka

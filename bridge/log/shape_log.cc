@@ -52,6 +52,41 @@ RecoveredEntry DecodeEntry(log::v1::EntryRecord& r) {
                         .change = std::move(*r.mutable_change())};
 }
 
+void DescribeInstance(const shapes::ShapeInstance& instance, log::v1::InstanceStart* start) {
+  start->set_instance_id(IdBytes(instance.id()));
+  start->set_shape(instance.definition().name);
+  start->set_definition_version(instance.definition().version);
+  for (const auto& [name, value] : instance.values()) {
+    logrecord::ToProto(value, &(*start->mutable_params())[name]);
+  }
+  start->set_filter(instance.filter());
+}
+
+// The instance a Start record describes, if its definition is still the same here.
+absl::StatusOr<std::shared_ptr<const shapes::ShapeInstance>> InstanceFromStart(
+    const log::v1::InstanceStart& start, const ShapeLog::DefinitionLookup& definitions) {
+  std::shared_ptr<const shapes::ShapeDefinition> def = definitions(start.shape());
+  if (!def) {
+    return absl::NotFoundError(absl::StrCat("shape ", start.shape(), " is not configured here"));
+  }
+  if (def->version != start.definition_version()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shape ", start.shape(), " is defined differently here"));
+  }
+  shapes::ParamValues params;
+  for (const auto& [name, v] : start.params()) {
+    absl::StatusOr<Value> value = logrecord::FromProto(v);
+    if (!value.ok()) return value.status();
+    params.emplace(name, *std::move(value));
+  }
+  auto instance = shapes::ShapeInstance::Create(def, params, start.filter());
+  if (!instance.ok()) return instance.status();
+  if ((*instance)->id() != IdFromBytes(start.instance_id())) {
+    return absl::FailedPreconditionError("the instance's id differs here");
+  }
+  return std::shared_ptr<const shapes::ShapeInstance>(*std::move(instance));
+}
+
 }  // namespace
 
 std::string_view ByteChunks::Append(std::string_view bytes) {
@@ -140,6 +175,7 @@ struct ShapeLog::Journal {
     if (bytes) *bytes = scratch.size() + logrecord::kFrameHeaderBytes;
   }
   absl::Status Write(const std::string& data) {
+    if (fd < 0) return absl::OkStatus();  // no journal file
     return fileio::WriteAll(fd, data, "cannot write shape log journal", path);
   }
 };
@@ -152,6 +188,11 @@ ShapeLog::~ShapeLog() = default;
 absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& config,
                                                          shapes::Router& router,
                                                          const DefinitionLookup& definitions) {
+  if (config.dir.empty()) {
+    std::unique_ptr<ShapeLog> log(new ShapeLog(config, router));
+    log->journal_ = std::make_unique<Journal>();
+    return log;
+  }
   std::error_code ec;
   std::filesystem::create_directories(config.dir, ec);
   if (ec) {
@@ -227,6 +268,7 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
         case log::v1::ShapeLogRecord::kRetired:
           recovered.erase(IdFromBytes(record.retired().instance_id()));
           break;
+        case log::v1::ShapeLogRecord::kEpoch:  // the shape topic's only
         case log::v1::ShapeLogRecord::RECORD_NOT_SET:
           break;
       }
@@ -243,18 +285,8 @@ absl::StatusOr<std::unique_ptr<ShapeLog>> ShapeLog::Open(const ShapeLogConfig& c
   const auto now = std::chrono::steady_clock::now();
   for (auto& [id, r] : recovered) {
     if (!r.done) continue;
-    std::shared_ptr<const shapes::ShapeDefinition> def = definitions(r.start.shape());
-    if (!def || def->version != r.start.definition_version()) continue;
-    shapes::ParamValues params;
-    bool params_ok = true;
-    for (const auto& [name, v] : r.start.params()) {
-      absl::StatusOr<Value> value = logrecord::FromProto(v);
-      if (!value.ok()) params_ok = false;
-      if (value.ok()) params.emplace(name, *std::move(value));
-    }
-    if (!params_ok) continue;
-    auto instance = shapes::ShapeInstance::Create(def, params, r.start.filter());
-    if (!instance.ok() || (*instance)->id() != id) continue;
+    auto instance = InstanceFromStart(r.start, definitions);
+    if (!instance.ok()) continue;
     absl::StatusOr<PgSnapshot> snapshot = PgSnapshot::Parse(r.start.pg_snapshot());
     if (!snapshot.ok()) continue;
     if (!router.AddInstance(*instance).ok()) continue;
@@ -312,6 +344,13 @@ uint64_t ShapeLog::NoteBegin(Xid xid) {
 
 void ShapeLog::MarkDirtyLocked(InstanceLog& log) {
   if (log.dirty_) return;
+  if (follower_) {
+    // Served once a Routed record of its partition follows.
+    if (log.partition_ < 0 || log.partition_ >= static_cast<int>(partition_dirty_.size())) return;
+    log.dirty_ = true;
+    partition_dirty_[log.partition_].push_back(log.shared_from_this());
+    return;
+  }
   log.dirty_ = true;
   dirty_.push_back(log.shared_from_this());
 }
@@ -363,12 +402,18 @@ void ShapeLog::RetireLocked(InstanceLog& log, RetireReason reason, std::string m
   log.retire_reason_ = reason;
   log.retire_message_ = std::move(message);
   log.pending_.clear();
-  log::v1::ShapeLogRecord record;
-  record.mutable_retired()->set_instance_id(IdBytes(id));
-  record.mutable_retired()->set_reason(static_cast<uint32_t>(reason));
-  journal_->Append(record);
-  router_.RemoveInstance(id);
-  instances_.erase(id);
+  if (!follower_) {
+    log::v1::ShapeLogRecord record;
+    record.mutable_retired()->set_instance_id(IdBytes(id));
+    record.mutable_retired()->set_reason(static_cast<uint32_t>(reason));
+    record.mutable_retired()->set_message(log.retire_message_);
+    journal_->Append(record);
+    router_.RemoveInstance(id);
+  }
+  // A follower's placeholder (or an instance started again) may no longer be the one listed.
+  if (auto it = instances_.find(id); it != instances_.end() && it->second.get() == &log) {
+    instances_.erase(it);
+  }
   stats_.instances = instances_.size();
   stats_.retired.fetch_add(1, std::memory_order_relaxed);
   stats_.entries.fetch_sub(log.entries_.size(), std::memory_order_relaxed);
@@ -433,7 +478,9 @@ bool ShapeLog::ServableLocked(const InstanceLog& log) const {
 }
 
 absl::Status ShapeLog::Sync() {
+  if (follower_) return absl::OkStatus();
   std::lock_guard sync_lock(sync_mu_);
+  if (absl::Status failed = mirror_status(); !failed.ok()) return failed;
   Lsn routed;
   struct Captured {
     std::shared_ptr<InstanceLog> log;
@@ -459,8 +506,15 @@ absl::Status ShapeLog::Sync() {
   if (!data.empty()) {
     const auto started = std::chrono::steady_clock::now();
     if (absl::Status s = journal_->Write(data); !s.ok()) return s;
-    if (config_.fsync && fdatasync(journal_->fd) != 0) {
+    if (config_.fsync && journal_->fd >= 0 && fdatasync(journal_->fd) != 0) {
       return ErrnoError("cannot sync shape log journal", journal_->path);
+    }
+    if (mirror_) {
+      if (absl::Status s = mirror_(data, routed); !s.ok()) {
+        std::lock_guard lock(mirror_mu_);
+        mirror_failed_ = s;
+        return s;
+      }
     }
     if (sync_observer_) {
       sync_observer_(
@@ -484,21 +538,23 @@ absl::Status ShapeLog::Sync() {
     if (c.retired) log.retire_durable_ = true;
     wake.push_back(&log);
   }
-  if (durable_routed_ > before) {
-    for (size_t i = 0; i < awaiting_.size();) {
-      if (durable_routed_ >= awaiting_[i]->snapshot_lsn_) {
-        wake.push_back(awaiting_[i].get());
-        awaiting_[i] = std::move(awaiting_.back());
-        awaiting_.pop_back();
-      } else {
-        ++i;
-      }
-    }
-  }
+  if (durable_routed_ > before) CollectAwaitingLocked(wake);
   for (InstanceLog* log : wake) {
     for (Waker* w : log->listeners_) w->Wake();
   }
   return absl::OkStatus();
+}
+
+void ShapeLog::CollectAwaitingLocked(std::vector<InstanceLog*>& wake) {
+  for (size_t i = 0; i < awaiting_.size();) {
+    if (durable_routed_ >= awaiting_[i]->snapshot_lsn_) {
+      wake.push_back(awaiting_[i].get());
+      awaiting_[i] = std::move(awaiting_.back());
+      awaiting_.pop_back();
+    } else {
+      ++i;
+    }
+  }
 }
 
 absl::StatusOr<ShapeLog::Acquired> ShapeLog::Acquire(
@@ -512,6 +568,12 @@ absl::StatusOr<ShapeLog::Acquired> ShapeLog::Acquire(
   auto log = std::make_shared<InstanceLog>();
   log->instance_ = instance;
   log->subscribers_ = 1;
+  if (follower_) {
+    // A placeholder: the replicator's Start record fills it in.
+    instances_.emplace(instance->id(), log);
+    stats_.instances = instances_.size();
+    return Acquired{log, true};
+  }
   // Every transaction whose routing begins after this sees the instance in the router: both
   // happen under mu_, which NoteBegin takes too.
   log->registered_seq_ = seq_;
@@ -558,14 +620,7 @@ absl::Status ShapeLog::BeginSnapshot(InstanceLog& log, const PgSnapshot& snapsho
   });
   log::v1::ShapeLogRecord record;
   log::v1::InstanceStart* start = record.mutable_start();
-  const shapes::ShapeInstance& instance = *log.instance_;
-  start->set_instance_id(IdBytes(instance.id()));
-  start->set_shape(instance.definition().name);
-  start->set_definition_version(instance.definition().version);
-  for (const auto& [name, value] : instance.values()) {
-    logrecord::ToProto(value, &(*start->mutable_params())[name]);
-  }
-  start->set_filter(instance.filter());
+  DescribeInstance(*log.instance_, start);
   start->set_snapshot_lsn(snapshot_lsn.value());
   start->set_pg_snapshot(snapshot.ToString());
   journal_->Append(record);
@@ -699,7 +754,7 @@ std::optional<size_t> ShapeLog::FindAfter(const InstanceLog& log, LogOffset offs
 }
 
 absl::Status ShapeLog::RetireIdle(std::chrono::steady_clock::time_point now) {
-  if (config_.idle_retire.count() == 0) return absl::OkStatus();
+  if (config_.idle_retire.count() == 0 || follower_) return absl::OkStatus();
   {
     std::lock_guard lock(mu_);
     std::vector<std::shared_ptr<InstanceLog>> idle;
@@ -716,6 +771,221 @@ absl::Status ShapeLog::RetireIdle(std::chrono::steady_clock::time_point now) {
     }
   }
   return Sync();
+}
+
+std::string ShapeLog::EncodeInstance(const shapes::ShapeInstance& instance) {
+  log::v1::InstanceStart start;
+  DescribeInstance(instance, &start);
+  return start.SerializeAsString();
+}
+
+absl::StatusOr<std::shared_ptr<const shapes::ShapeInstance>> ShapeLog::DecodeInstance(
+    std::string_view bytes, const DefinitionLookup& definitions) {
+  log::v1::InstanceStart start;
+  if (!start.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("an instance description that does not parse");
+  }
+  return InstanceFromStart(start, definitions);
+}
+
+bool ShapeLog::Live(const InstanceLog& log) const {
+  std::lock_guard lock(mu_);
+  return log.phase_ != InstanceLog::Phase::kRetired;
+}
+
+std::unique_ptr<ShapeLog> ShapeLog::CreateFollower(const ShapeLogConfig& config,
+                                                   shapes::Router& router,
+                                                   DefinitionLookup definitions, int partitions) {
+  std::unique_ptr<ShapeLog> log(new ShapeLog(config, router));
+  log->follower_ = true;
+  log->definitions_ = std::move(definitions);
+  log->partition_routed_.resize(partitions);
+  log->partition_dirty_.resize(partitions);
+  return log;
+}
+
+absl::Status ShapeLog::ApplyRemote(int partition, std::string_view payload) {
+  if (!follower_ || partition < 0 || partition >= static_cast<int>(partition_routed_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("no partition ", partition, " here"));
+  }
+  log::v1::ShapeLogRecord record;
+  if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return absl::InvalidArgumentError("a shape topic record that does not parse");
+  }
+  stats_.remote_records.fetch_add(1, std::memory_order_relaxed);
+  std::vector<InstanceLog*> wake;
+  std::lock_guard lock(mu_);
+  auto find = [&](const std::string& id) -> InstanceLog* {
+    auto it = instances_.find(IdFromBytes(id));
+    return it == instances_.end() ? nullptr : it->second.get();
+  };
+  switch (record.record_case()) {
+    case log::v1::ShapeLogRecord::kStart: {
+      const log::v1::InstanceStart& start = record.start();
+      const shapes::InstanceId id = IdFromBytes(start.instance_id());
+      auto it = instances_.find(id);
+      std::shared_ptr<InstanceLog> log;
+      absl::StatusOr<std::shared_ptr<const shapes::ShapeInstance>> instance =
+          InstanceFromStart(start, definitions_);
+      absl::StatusOr<PgSnapshot> snapshot = PgSnapshot::Parse(start.pg_snapshot());
+      if (it != instances_.end() && it->second->snapshot_ &&
+          it->second->snapshot_lsn_ == Lsn(start.snapshot_lsn())) {
+        break;  // delivered again
+      }
+      if (it != instances_.end() && it->second->phase_ == InstanceLog::Phase::kSnapshotting &&
+          !it->second->snapshot_) {
+        log = it->second;  // the placeholder its subscribers wait on
+      } else if (it != instances_.end()) {
+        EndRemoteLocked(*it->second, RetireReason::kStreamReset, "the instance was started again");
+      }
+      if (!instance.ok() || !snapshot.ok()) {
+        // This server's configuration differs from the replicator's: it cannot serve it.
+        if (log) {
+          log->partition_ = partition;
+          RetireLocked(
+              *log, RetireReason::kSnapshotFailed,
+              absl::StrCat("this server cannot follow the instance: ",
+                           (!instance.ok() ? instance.status() : snapshot.status()).message()));
+          log->retire_durable_ = true;
+          wake.push_back(log.get());
+        }
+        break;
+      }
+      if (!log) {
+        log = std::make_shared<InstanceLog>();
+        log->instance_ = *instance;
+        log->idle_since_ = std::chrono::steady_clock::now();
+        instances_.emplace(id, log);
+        stats_.instances = instances_.size();
+      }
+      log->partition_ = partition;
+      log->snapshot_ = *std::move(snapshot);
+      log->snapshot_lsn_ = Lsn(start.snapshot_lsn());
+      break;
+    }
+    case log::v1::ShapeLogRecord::kEntry: {
+      InstanceLog* log = find(record.entry().instance_id());
+      if (log == nullptr || !log->snapshot_ || log->phase_ == InstanceLog::Phase::kRetired) break;
+      const LogOffset offset{Lsn(record.entry().lsn()), record.entry().index()};
+      if (!log->entries_.empty() && offset <= log->entries_.back().offset) {
+        stats_.remote_duplicates.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      const StoredEntry stored{.offset = offset,
+                               .change = log->changes_.Append(record.entry().change())};
+      const uint64_t bytes = record.entry().ByteSizeLong();
+      log->bytes_ += bytes;
+      log->entries_.push_back(stored);
+      stats_.entries.fetch_add(1, std::memory_order_relaxed);
+      stats_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+      if (log->phase_ == InstanceLog::Phase::kSnapshotting) {
+        stats_.snapshot_rows.fetch_add(1, std::memory_order_relaxed);
+        stats_.snapshot_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      }
+      MarkDirtyLocked(*log);
+      break;
+    }
+    case log::v1::ShapeLogRecord::kSnapshotDone: {
+      InstanceLog* log = find(record.snapshot_done().instance_id());
+      if (log == nullptr || !log->snapshot_ || log->phase_ != InstanceLog::Phase::kSnapshotting) {
+        break;
+      }
+      log->phase_ = InstanceLog::Phase::kReady;
+      log->was_ready_ = true;
+      MarkDirtyLocked(*log);
+      break;
+    }
+    case log::v1::ShapeLogRecord::kRetired: {
+      InstanceLog* log = find(record.retired().instance_id());
+      if (log == nullptr) break;
+      log->partition_ = partition;
+      const auto reason = static_cast<RetireReason>(record.retired().reason());
+      RetireLocked(*log, reason, record.retired().message());
+      if (reason == RetireReason::kSnapshotFailed) {
+        log->retire_durable_ = true;
+        wake.push_back(log);
+      }
+      break;
+    }
+    case log::v1::ShapeLogRecord::kRouted: {
+      partition_routed_[partition] =
+          std::max(partition_routed_[partition], Lsn(record.routed().lsn()));
+      for (std::shared_ptr<InstanceLog>& log : partition_dirty_[partition]) {
+        log->dirty_ = false;
+        log->servable_ = log->entries_.size();
+        if (log->was_ready_ && !log->ready_durable_) {
+          log->ready_durable_ = true;
+          awaiting_.push_back(log);
+        }
+        if (log->phase_ == InstanceLog::Phase::kRetired) log->retire_durable_ = true;
+        wake.push_back(log.get());
+      }
+      // The logs stay alive (held by sessions) until the wake-up below.
+      std::vector<std::shared_ptr<InstanceLog>> woken;
+      woken.swap(partition_dirty_[partition]);
+      durable_routed_ = *std::min_element(partition_routed_.begin(), partition_routed_.end());
+      CollectAwaitingLocked(wake);
+      for (InstanceLog* log : wake) {
+        for (Waker* w : log->listeners_) w->Wake();
+      }
+      return absl::OkStatus();
+    }
+    case log::v1::ShapeLogRecord::kEpoch:
+    case log::v1::ShapeLogRecord::RECORD_NOT_SET:
+      break;
+  }
+  for (InstanceLog* log : wake) {
+    for (Waker* w : log->listeners_) w->Wake();
+  }
+  return absl::OkStatus();
+}
+
+void ShapeLog::EndRemoteLocked(InstanceLog& log, RetireReason reason, std::string message) {
+  // Entries no Routed record confirmed never happened: the replicator that sent them did not
+  // finish its sync.
+  while (log.entries_.size() > log.servable_) {
+    stats_.entries.fetch_sub(1, std::memory_order_relaxed);
+    log.entries_.pop_back();
+  }
+  RetireLocked(log, reason, std::move(message));
+  log.retire_durable_ = true;
+  for (Waker* w : log.listeners_) w->Wake();
+}
+
+void ShapeLog::ResetPartition(int partition, std::string_view reason) {
+  std::lock_guard lock(mu_);
+  if (!follower_ || partition < 0 || partition >= static_cast<int>(partition_routed_.size())) {
+    return;
+  }
+  std::vector<std::shared_ptr<InstanceLog>> ended;
+  for (auto& [id, log] : instances_) {
+    // Placeholders wait on: the new replicator gets their registrations.
+    if (log->partition_ == partition && log->snapshot_) ended.push_back(log);
+  }
+  for (auto& log : ended) EndRemoteLocked(*log, RetireReason::kStreamReset, std::string(reason));
+  for (auto& log : partition_dirty_[partition]) log->dirty_ = false;
+  partition_dirty_[partition].clear();
+  std::erase_if(awaiting_, [&](const auto& log) { return log->partition_ == partition; });
+}
+
+std::vector<std::shared_ptr<const shapes::ShapeInstance>> ShapeLog::InUse() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<const shapes::ShapeInstance>> out;
+  for (const auto& [id, log] : instances_) {
+    if (log->subscribers_ > 0) out.push_back(log->instance_);
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<const shapes::ShapeInstance>> ShapeLog::Unstarted() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<const shapes::ShapeInstance>> out;
+  for (const auto& [id, log] : instances_) {
+    if (!log->snapshot_ && log->phase_ == InstanceLog::Phase::kSnapshotting) {
+      out.push_back(log->instance_);
+    }
+  }
+  return out;
 }
 
 }  // namespace shapebridge

@@ -88,7 +88,8 @@ struct PgSnapshot {
 
 // Settings of the shape log (the `shape_log` section of the config file).
 struct ShapeLogConfig {
-  // Directory of the journal; created if missing.
+  // Directory of the journal; created if missing. Empty: no journal on disk (the Kafka
+  // replicator, whose journal is the shape topic, and server nodes, which follow it).
   std::string dir;
   // fdatasync the journal before entries are served and before the flush LSN advances. Only for
   // throwaway test setups: without it a machine crash can lose what clients were told.
@@ -109,6 +110,9 @@ struct ShapeLogStats {
   std::atomic<uint64_t> retired{0};         // total
   std::atomic<uint64_t> syncs{0};
   std::atomic<uint64_t> snapshot_retries{0};  // snapshots taken again (see BeginSnapshot)
+  // A follower's records from the shape topic: applied, and entries dropped as re-delivered.
+  std::atomic<uint64_t> remote_records{0};
+  std::atomic<uint64_t> remote_duplicates{0};
 };
 
 // Wakes one waiting session. Wake() may be called from any thread, any number of times.
@@ -163,6 +167,7 @@ class InstanceLog : public std::enable_shared_from_this<InstanceLog> {
   std::string retire_message_;
   bool retire_durable_ = false;
   int subscribers_ = 0;
+  int partition_ = -1;  // a follower's: the shape topic partition of the instance
   std::chrono::steady_clock::time_point idle_since_;
   bool dirty_ = false;
   std::vector<Waker*> listeners_;
@@ -264,8 +269,50 @@ class ShapeLog {
   // servable instance.
   std::optional<size_t> FindAfter(const InstanceLog& log, LogOffset offset) const;
 
-  // Ends instances without subscribers for longer than idle_retire.
+  // Ends instances without subscribers for longer than idle_retire (not a follower's: the
+  // replicator decides).
   absl::Status RetireIdle(std::chrono::steady_clock::time_point now);
+  // Whether the instance's log goes on (it has not ended).
+  bool Live(const InstanceLog& log) const;
+
+  // The journal's copy elsewhere (the Kafka shape topic). Sync() hands it the framed records
+  // appended since the last Sync() and the position routing has reached, after writing them to
+  // disk (if there is a journal file) and before they count as durable. An error fails that
+  // Sync() and every later one: what the mirror did not take is not sent again. Set before use.
+  using Mirror = std::function<absl::Status(std::string_view frames, Lsn routed)>;
+  void SetMirror(Mirror mirror) { mirror_ = std::move(mirror); }
+  // OK, or the mirror's failure (after which the log takes no more).
+  absl::Status mirror_status() const {
+    std::lock_guard lock(mirror_mu_);
+    return mirror_failed_;
+  }
+
+  // A follower: a shape log whose records come from another process's journal (the shape
+  // topic, split over `partitions` partitions by instance) rather than from routing and
+  // snapshots. Acquire() of an instance it does not have returns a placeholder with
+  // needs_snapshot: the caller asks the replicator for the instance, whose Start record then
+  // fills it in.
+  static std::unique_ptr<ShapeLog> CreateFollower(const ShapeLogConfig& config,
+                                                  shapes::Router& router,
+                                                  DefinitionLookup definitions, int partitions);
+  // One ShapeLogRecord (serialized) of `partition`, in the partition's order. An entry at or
+  // below the instance's last offset is dropped (re-delivered). A partition's entries are served
+  // once a Routed record follows them there. InvalidArgument for a record that does not parse.
+  absl::Status ApplyRemote(int partition, std::string_view record);
+  // A new replicator epoch in `partition`: its instances end (STREAM_RESET) and its position
+  // starts over.
+  void ResetPartition(int partition, std::string_view reason);
+  // A follower's instances that have subscribers, and those still waiting for their Start.
+  std::vector<std::shared_ptr<const shapes::ShapeInstance>> InUse() const;
+  std::vector<std::shared_ptr<const shapes::ShapeInstance>> Unstarted() const;
+  bool follower() const { return follower_; }
+
+  // An instance as the instance registry stores it (a serialized InstanceStart without its
+  // snapshot), and back: NotFound or FailedPrecondition when this process defines its shape
+  // differently.
+  static std::string EncodeInstance(const shapes::ShapeInstance& instance);
+  static absl::StatusOr<std::shared_ptr<const shapes::ShapeInstance>> DecodeInstance(
+      std::string_view bytes, const DefinitionLookup& definitions);
 
   const ShapeLogStats& stats() const { return stats_; }
   // Called with the seconds each journal write and sync took (set before the log is used).
@@ -284,11 +331,23 @@ class ShapeLog {
   void RetireLocked(InstanceLog& log, RetireReason reason, std::string message);
   void MarkDirtyLocked(InstanceLog& log);
   bool ServableLocked(const InstanceLog& log) const;
+  // A follower's instance ends at once, without what its partition has not confirmed.
+  void EndRemoteLocked(InstanceLog& log, RetireReason reason, std::string message);
+  // Wakes the awaiting instances that durable_routed_ now covers (into `wake`).
+  void CollectAwaitingLocked(std::vector<InstanceLog*>& wake);
 
   const ShapeLogConfig config_;
   shapes::Router& router_;
   ShapeLogStats stats_;
   std::function<void(double seconds)> sync_observer_;
+  Mirror mirror_;
+  mutable std::mutex mirror_mu_;
+  absl::Status mirror_failed_;  // latched (see SetMirror); written under sync_mu_ too
+  // A follower's state (CreateFollower).
+  bool follower_ = false;
+  DefinitionLookup definitions_;
+  std::vector<Lsn> partition_routed_;
+  std::vector<std::vector<std::shared_ptr<InstanceLog>>> partition_dirty_;
 
   std::mutex sync_mu_;  // one Sync() at a time; taken before mu_
   mutable std::mutex mu_;

@@ -203,7 +203,10 @@ absl::Status Replicator::Session() {
 
 absl::Status Replicator::HandleFrame(std::string_view frame, PgConnection& replication) {
   auto decoded = walsender::DecodeFrame(frame);
-  if (!decoded.ok()) return decoded.status();
+  if (!decoded.ok()) {
+    stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return decoded.status();
+  }
   if (auto* keepalive = std::get_if<walsender::Keepalive>(&*decoded)) {
     stats_.received_lsn.store(std::max(stats_.received_lsn.load(), keepalive->wal_end.value()));
     if (!in_transaction_) {
@@ -226,7 +229,10 @@ absl::Status Replicator::HandleFrame(std::string_view frame, PgConnection& repli
 absl::Status Replicator::HandleMessage(std::string_view payload) {
   pgoutput::DecodeContext context{.protocol_version = config_.protocol_version, .in_stream = false};
   auto message = pgoutput::Decode(payload, context);
-  if (!message.ok()) return message.status();
+  if (!message.ok()) {
+    stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return message.status();
+  }
   dirty_ = true;
   return std::visit(
       [&](auto& m) -> absl::Status {

@@ -21,6 +21,8 @@ struct ReplicatorStats {
   std::atomic<uint64_t> changes{0};
   std::atomic<uint64_t> sessions{0};    // replication sessions started (1 + reconnects)
   std::atomic<uint64_t> heartbeats{0};  // heartbeat messages written
+  // Frames or pgoutput messages that did not decode (each ends the session with the error).
+  std::atomic<uint64_t> decode_errors{0};
   std::atomic<uint64_t> status_updates{0};
   std::atomic<uint64_t> received_lsn{0};        // newest WAL position seen from the server
   std::atomic<uint64_t> reported_flush_lsn{0};  // newest flush position sent to the server

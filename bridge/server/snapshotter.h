@@ -28,6 +28,15 @@ struct SnapshotterStats {
   std::atomic<uint64_t> rows{0};
 };
 
+// Whoever takes the first snapshot of a new instance: the Snapshotter, or on a Kafka server node
+// the replicator, asked through the instance registry.
+class SnapshotScheduler {
+ public:
+  virtual ~SnapshotScheduler() = default;
+  // Queues the instance's snapshot; its result reaches readers through the ShapeLog.
+  virtual void Schedule(std::shared_ptr<InstanceLog> log) = 0;
+};
+
 // Takes the first snapshot of new shape instances: in a REPEATABLE READ READ ONLY transaction it
 // records pg_current_snapshot() and the WAL insert position, then streams the shape's query (its
 // predicate with every value bound as a parameter) into the shape log in batches, so memory does
@@ -35,17 +44,16 @@ struct SnapshotterStats {
 //
 // Lifecycle: Start() spawns the workers; Stop() (idempotent) ends them after their current
 // snapshot; instances still queued then fail with Unavailable. The ShapeLog must outlive it.
-class Snapshotter {
+class Snapshotter final : public SnapshotScheduler {
  public:
   Snapshotter(SnapshotConfig config, ShapeLog& log);
-  ~Snapshotter();
+  ~Snapshotter() override;
   Snapshotter(const Snapshotter&) = delete;
   Snapshotter& operator=(const Snapshotter&) = delete;
 
   void Start();
   void Stop();
-  // Queues the instance's snapshot; its result reaches readers through the ShapeLog.
-  void Schedule(std::shared_ptr<InstanceLog> log);
+  void Schedule(std::shared_ptr<InstanceLog> log) override;
 
   const SnapshotterStats& stats() const { return stats_; }
 

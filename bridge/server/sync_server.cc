@@ -94,7 +94,7 @@ struct SyncServer::Impl final
   ServerConfig config;
   DefinitionMap definitions;
   ShapeLog& log;
-  Snapshotter& snapshotter;
+  SnapshotScheduler& snapshotter;
   const auth::JwtVerifier& verifier;
   ServerStats stats;
   ServerObservers observers;
@@ -106,7 +106,8 @@ struct SyncServer::Impl final
   std::condition_variable sessions_cv;
   bool shut_down = false;
 
-  Impl(ServerConfig c, DefinitionMap d, ShapeLog& l, Snapshotter& s, const auth::JwtVerifier& v)
+  Impl(ServerConfig c, DefinitionMap d, ShapeLog& l, SnapshotScheduler& s,
+       const auth::JwtVerifier& v)
       : config(std::move(c)), definitions(std::move(d)), log(l), snapshotter(s), verifier(v) {}
 
   Writer* writer = nullptr;
@@ -652,7 +653,7 @@ grpc::Status SyncServer::Impl::Push(grpc::ServerContext* context, const pb::Push
 }
 
 SyncServer::SyncServer(ServerConfig config, DefinitionMap definitions, ShapeLog& log,
-                       Snapshotter& snapshotter, const auth::JwtVerifier& verifier)
+                       SnapshotScheduler& snapshotter, const auth::JwtVerifier& verifier)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(definitions), log, snapshotter,
                                    verifier)) {}
 

@@ -19,7 +19,7 @@ namespace shapebridge {
 namespace auth {
 class JwtVerifier;
 }
-class Snapshotter;
+class SnapshotScheduler;
 class Writer;
 
 // Settings of the gRPC server (the `server` section of the config file).
@@ -75,7 +75,7 @@ class SyncServer {
  public:
   // Everything borrowed must outlive the server.
   SyncServer(ServerConfig config, DefinitionMap definitions, ShapeLog& log,
-             Snapshotter& snapshotter, const auth::JwtVerifier& verifier);
+             SnapshotScheduler& snapshotter, const auth::JwtVerifier& verifier);
   ~SyncServer();
   SyncServer(const SyncServer&) = delete;
   SyncServer& operator=(const SyncServer&) = delete;

@@ -3,7 +3,10 @@
 // the same run. Both read the same WAL from their own slot; each runs twice, alternating, and the
 // faster run of each counts. `replication-kafka`: the same, into the Kafka change topic on
 // librdkafka's mock cluster (3 brokers, 8 partitions, every record acknowledged by all replicas
-// before the flush position moves).
+// before the flush position moves). `replication-kafka-shapes`: the Kafka replicator with shapes:
+// the change topic, and routing into 1,000 live shape instances (one per project, so every row
+// is an entry of one) whose logs go to the shape topic, every record acknowledged before the flush
+// position moves.
 
 #include <algorithm>
 #include <chrono>
@@ -15,10 +18,15 @@
 #include "bridge/common/pg.h"
 #include "bridge/kafka/change_sink.h"
 #include "bridge/kafka/dev_cluster.h"
+#include "bridge/kafka/shape_topic.h"
 #include "bridge/log/embedded_log.h"
+#include "bridge/log/routing_sink.h"
+#include "bridge/log/shape_log.h"
 #include "bridge/replication/replicator.h"
+#include "bridge/replication/tee_sink.h"
 #include "ops/benchmarks/bench.h"
 #include "ops/benchmarks/raw_slot.h"
+#include "shapes/router.h"
 #include "tests/harness/test_postgres.h"
 
 namespace shapebridge::bench {
@@ -114,6 +122,80 @@ double KafkaDrain(const std::string& dsn, const std::string& slot, Lsn end) {
   return seconds;
 }
 
+// Into the change topic and, through routing into 1,000 instances, the shape topic.
+double KafkaShapesDrain(const std::string& dsn, const std::string& slot, Lsn end) {
+  auto cluster = kafka::DevCluster::Start(3);
+  if (!cluster.ok()) throw std::runtime_error(cluster.status().ToString());
+  kafka::KafkaConfig config;
+  config.bootstrap_servers = (*cluster)->bootstrap_servers();
+  config.topic_prefix = "bench";
+  config.partitions = 8;
+  for (const std::string& topic : {config.ChangeTopic(), config.ShapeTopic()}) {
+    if (absl::Status s = (*cluster)->CreateTopic(topic, 8, 3); !s.ok()) {
+      throw std::runtime_error(s.ToString());
+    }
+  }
+  auto change_sink = kafka::ChangeSink::Create(config, {{"public.bench", {"id"}}});
+  if (!change_sink.ok()) throw std::runtime_error(change_sink.status().ToString());
+  auto writer = kafka::ShapeTopicWriter::Create(config);
+  if (!writer.ok()) throw std::runtime_error(writer.status().ToString());
+  if (auto epoch = (*writer)->BeginEpoch(1); !epoch.ok()) {
+    throw std::runtime_error(epoch.status().ToString());
+  }
+  auto definition = shapes::CompileDefinition(
+      shapes::ShapeDefinitionSpec{.name = "by_project",
+                                  .table = "public.bench",
+                                  .columns = {"id", "project_id", "title", "status"},
+                                  .where = "project_id = $p",
+                                  .params = {shapes::ParamSpec{.name = "p", .type = "int"}}},
+      shapes::TableSchema{.schema = "public",
+                          .name = "bench",
+                          .columns = {{"id", pgtype::kInt4},
+                                      {"project_id", pgtype::kInt4},
+                                      {"title", pgtype::kText},
+                                      {"status", pgtype::kText},
+                                      {"created_at", pgtype::kTimestampTz}},
+                          .primary_key = {"id"}});
+  if (!definition.ok()) throw std::runtime_error(definition.status().ToString());
+  shapes::Router router;
+  ShapeLogConfig log_config;
+  log_config.max_instance_bytes = 0;
+  auto log = ShapeLog::Open(log_config, router, [&](const std::string&) { return *definition; });
+  if (!log.ok()) throw std::runtime_error(log.status().ToString());
+  kafka::ShapeTopicWriter* w = writer->get();
+  (*log)->SetMirror(
+      [w](std::string_view frames, Lsn routed) { return w->Publish(frames, routed); });
+  // 1,000 ready instances whose snapshots were empty and saw nothing of the table.
+  for (int p = 0; p < 1000; ++p) {
+    auto instance = shapes::ShapeInstance::Create(*definition, {{"p", Value::Int(p)}});
+    if (!instance.ok()) throw std::runtime_error(instance.status().ToString());
+    auto acquired = (*log)->Acquire(*instance);
+    if (!acquired.ok()) throw std::runtime_error(acquired.status().ToString());
+    if (!(*log)->BeginSnapshot(*acquired->log, PgSnapshot{.xmin = 1, .xmax = 1}, Lsn(1)).ok() ||
+        !(*log)->FinishSnapshot(*acquired->log, 0).ok()) {
+      throw std::runtime_error("cannot make the instances ready");
+    }
+  }
+  RoutingSink routing(router, **log);
+  TeeSink tee({change_sink->get(), &routing});
+  const double seconds = DrainInto(tee, dsn, slot, end);
+  const auto& shape_stats = (*writer)->stats();
+  std::cerr << "    kafka: " << (*change_sink)->stats().delivered.load() << " change records and "
+            << shape_stats.delivered.load() << " shape topic records delivered; "
+            << shape_stats.flush_micros.load() / 1000
+            << " ms waiting for the shape topic's delivery reports\n";
+  if ((*log)->stats().entries.load() < static_cast<uint64_t>(kRows)) {
+    throw std::runtime_error("the instances got " + std::to_string((*log)->stats().entries.load()) +
+                             " entries, not " + std::to_string(kRows));
+  }
+  if (shape_stats.delivery_errors.load() != 0 ||
+      shape_stats.delivered.load() < static_cast<uint64_t>(kRows)) {
+    throw std::runtime_error("the shape topic got " + std::to_string(shape_stats.delivered.load()) +
+                             " records, not " + std::to_string(kRows));
+  }
+  return seconds;
+}
+
 std::vector<Result> Compare(const std::string& name, const std::string& target,
                             double (*drain)(const std::string&, const std::string&, Lsn)) {
   std::string database = name;
@@ -172,6 +254,9 @@ std::vector<Result> RunReplication() { return Compare("replication", "ratio >= 0
 std::vector<Result> RunReplicationKafka() {
   return Compare("replication-kafka", "ratio >= 0.6", KafkaDrain);
 }
+std::vector<Result> RunReplicationKafkaShapes() {
+  return Compare("replication-kafka-shapes", "ratio >= 0.6", KafkaShapesDrain);
+}
 
 }  // namespace
 
@@ -183,7 +268,12 @@ std::vector<Benchmark> ReplicationBenchmarks() {
           Benchmark{.name = "replication-kafka",
                     .description = "1M inserted rows through replication into the Kafka change "
                                    "topic (mock cluster) vs a raw pgoutput drain",
-                    .run = RunReplicationKafka}};
+                    .run = RunReplicationKafka},
+          Benchmark{.name = "replication-kafka-shapes",
+                    .description = "1M inserted rows into the change topic and, routed to 1,000 "
+                                   "instances, the shape topic (mock cluster) vs a raw pgoutput "
+                                   "drain",
+                    .run = RunReplicationKafkaShapes}};
 }
 
 }  // namespace shapebridge::bench

@@ -95,14 +95,15 @@ TEST_F(HelmTest, DefaultValuesRenderTheEmbeddedMode) {
 constexpr char kKafkaMode[] =
     "--set mode=kafka,kafka.bootstrapServers=k1:9092,replication.tables={public.items}";
 
-TEST_F(HelmTest, KafkaModeRendersTheReplicatorPair) {
+TEST_F(HelmTest, KafkaModeRendersTheReplicatorPairAndServerNodes) {
   auto docs = Render(kKafkaMode);
   std::vector<std::string> kinds;
   for (const auto& [key, doc] : docs) kinds.push_back(key);
   EXPECT_THAT(kinds,
-              ::testing::UnorderedElementsAre("ConfigMap/sb-shapebridge", "Service/sb-shapebridge",
-                                              "Deployment/sb-shapebridge-replicator",
-                                              "PodDisruptionBudget/sb-shapebridge"));
+              ::testing::UnorderedElementsAre(
+                  "ConfigMap/sb-shapebridge", "Service/sb-shapebridge",
+                  "Service/sb-shapebridge-replicator", "Deployment/sb-shapebridge-replicator",
+                  "Deployment/sb-shapebridge-server", "PodDisruptionBudget/sb-shapebridge"));
   const YAML::Node deployment = docs["Deployment/sb-shapebridge-replicator"];
   EXPECT_EQ(deployment["spec"]["replicas"].as<int>(), 2) << "a leader and a standby";
   EXPECT_EQ(deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].as<int>(), 0);
@@ -117,18 +118,59 @@ TEST_F(HelmTest, KafkaModeRendersTheReplicatorPair) {
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"].as<bool>());
   EXPECT_FALSE(deployment["spec"]["volumeClaimTemplates"].IsDefined()) << "no disk";
-  // The Service exposes metrics only (no gRPC server in this mode).
+  // Server nodes: stateless `serve` pods behind the Service's gRPC port.
+  const YAML::Node servers = docs["Deployment/sb-shapebridge-server"];
+  EXPECT_EQ(servers["spec"]["replicas"].as<int>(), 2);
+  const YAML::Node server_pod = servers["spec"]["template"]["spec"];
+  EXPECT_TRUE(server_pod["securityContext"]["runAsNonRoot"].as<bool>());
+  const YAML::Node sc = server_pod["containers"][0];
+  std::vector<std::string> server_args;
+  for (const auto& a : sc["args"]) server_args.push_back(a.as<std::string>());
+  EXPECT_THAT(server_args, ::testing::ElementsAre("--log-format", "json", "serve", "--config",
+                                                  "/etc/shapebridge/config/shapebridge.yaml"));
+  EXPECT_EQ(sc["startupProbe"]["grpc"]["port"].as<int>(), 7070);
+  EXPECT_EQ(sc["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
+  EXPECT_TRUE(sc["securityContext"]["readOnlyRootFilesystem"].as<bool>());
+  std::vector<std::string> mounts;
+  for (const auto& m : sc["volumeMounts"]) mounts.push_back(m["mountPath"].as<std::string>());
+  EXPECT_THAT(mounts, ::testing::UnorderedElementsAre("/etc/shapebridge/config",
+                                                      "/etc/shapebridge/jwt", "/tmp"));
+  // The main Service reaches the server nodes (gRPC and metrics); the replicator's metrics have
+  // a Service of their own.
+  const YAML::Node svc = docs["Service/sb-shapebridge"];
   std::vector<int> ports;
-  for (const auto& p : docs["Service/sb-shapebridge"]["spec"]["ports"]) {
-    ports.push_back(p["port"].as<int>());
-  }
-  EXPECT_THAT(ports, ::testing::ElementsAre(7071));
+  for (const auto& p : svc["spec"]["ports"]) ports.push_back(p["port"].as<int>());
+  EXPECT_THAT(ports, ::testing::UnorderedElementsAre(7070, 7071));
+  EXPECT_EQ(svc["spec"]["selector"]["app.kubernetes.io/component"].as<std::string>(), "server");
+  const YAML::Node rsvc = docs["Service/sb-shapebridge-replicator"];
+  EXPECT_EQ(rsvc["spec"]["selector"]["app.kubernetes.io/component"].as<std::string>(),
+            "replicator");
+  EXPECT_EQ(rsvc["spec"]["ports"].size(), 1u);
   const YAML::Node config =
       YAML::Load(docs["ConfigMap/sb-shapebridge"]["data"]["shapebridge.yaml"].as<std::string>());
   EXPECT_EQ(config["log"]["backend"].as<std::string>(), "kafka");
   EXPECT_EQ(config["kafka"]["bootstrap_servers"].as<std::string>(), "k1:9092");
   EXPECT_EQ(config["replication"]["tables"][0].as<std::string>(), "public.items");
-  EXPECT_FALSE(config["auth"].IsDefined()) << "the replicator takes no client tokens";
+  EXPECT_TRUE(config["auth"].IsDefined()) << "server nodes verify client tokens";
+  // An autoscaler instead of a fixed count.
+  docs = Render(std::string(kKafkaMode) + ",servers.autoscaling.enabled=true");
+  ASSERT_TRUE(docs.contains("HorizontalPodAutoscaler/sb-shapebridge-server"));
+  EXPECT_EQ(docs["HorizontalPodAutoscaler/sb-shapebridge-server"]["spec"]["maxReplicas"].as<int>(),
+            10);
+  EXPECT_FALSE(docs["Deployment/sb-shapebridge-server"]["spec"]["replicas"].IsDefined());
+  // Without server nodes: the replicators only, publishing the change topic.
+  docs = Render(std::string(kKafkaMode) + ",servers.enabled=false");
+  EXPECT_FALSE(docs.contains("Deployment/sb-shapebridge-server"));
+  ports.clear();
+  for (const auto& p : docs["Service/sb-shapebridge"]["spec"]["ports"]) {
+    ports.push_back(p["port"].as<int>());
+  }
+  EXPECT_THAT(ports, ::testing::ElementsAre(7071));
+  EXPECT_FALSE(
+      YAML::Load(
+          docs["ConfigMap/sb-shapebridge"]["data"]["shapebridge.yaml"].as<std::string>())["auth"]
+          .IsDefined())
+      << "the replicator takes no client tokens";
   // Credentials come from Secrets, as environment variables.
   docs = Render(std::string(kKafkaMode) +
                 ",kafka.saslPasswordSecret.name=kafka-creds,postgres.passwordSecret.name=pg");

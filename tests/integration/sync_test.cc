@@ -24,6 +24,7 @@
 #include "bridge/app/config.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
+#include "bridge/kafka/dev_cluster.h"
 #include "bridge/replication/replicator.h"
 #include "bridge/writeback/writer.h"
 #include "clients/cli/sync_client.h"
@@ -788,6 +789,8 @@ TEST_F(SyncTest, MetricsMoveWithTheWork) {
   EXPECT_GT(MetricValue(after_live, "shapebridge_shape_log_sync_seconds_count"),
             MetricValue(before, "shapebridge_shape_log_sync_seconds_count"));
   EXPECT_GT(MetricValue(after_live, "shapebridge_shape_log_durable_lsn"), 0);
+  // Exported, and 0 on a healthy stream (a message that does not decode stops replication).
+  EXPECT_THAT(after_live, HasSubstr("\nshapebridge_replication_decode_errors_total 0\n"));
 
   // The slot as pg_replication_slots shows it (polled every 200 ms here).
   for (int i = 0; i < 100 && MetricValue(scrape(), "shapebridge_replication_slot_active") != 1;
@@ -1040,6 +1043,228 @@ TEST(SyncRestartTest, KillDashNineDuringWritesThenResume) {
     EXPECT_EQ(c->WaitForEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
   }
   std::filesystem::remove_all(dir);
+}
+
+// Kafka mode: a `shapebridge replicate` process (routing, snapshots, the shape topic) and two
+// server nodes (in this process) over librdkafka's mock cluster, which speaks the real Kafka
+// protocol. Clients on either node converge to Postgres while rows move between groups, and a
+// client resumes on the other node from the offsets it has, without a gap, a duplicate or a
+// refetch. Then the replicator is killed and another takes over: the clients refetch (the new
+// leader's instance logs start anew) and converge again.
+class KafkaServerNodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = TestPostgres::Get().CreateDatabase("sync_kafka");
+    auto sql = ConnectOrDie(dsn_);
+    ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
+    ExecOrDie(*sql,
+              "CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text, "
+              "owner text)");
+    ExecOrDie(*sql, "ALTER TABLE items REPLICA IDENTITY FULL");
+    ExecOrDie(*sql, "INSERT INTO items SELECT g, g % 3, 0 FROM generate_series(1, 300) g");
+    const std::string prefix = absl::StrCat(
+        "sbk-", getpid(), "-", std::chrono::steady_clock::now().time_since_epoch().count());
+    if (const char* broker = std::getenv("SHAPEBRIDGE_TEST_KAFKA"); broker && *broker) {
+      bootstrap_ = broker;  // a real broker: the replicator creates the topic
+    } else {
+      auto cluster = kafka::DevCluster::Start(3);
+      ASSERT_TRUE(cluster.ok()) << cluster.status();
+      cluster_ = *std::move(cluster);
+      bootstrap_ = cluster_->bootstrap_servers();
+      // The mock cluster has no CreateTopics API.
+      shape_topic_ = prefix + ".shapes";
+      ASSERT_TRUE(cluster_->CreateTopic(shape_topic_, 4, 3).ok());
+    }
+    dir_ = MakeTempDir();
+    yaml_ = std::regex_replace(
+        ConfigYaml(dsn_, "kafka_nodes", dir_ + "/unused"), std::regex("log:\n  dir: [^\n]*\n"),
+        // The shape topic only: what the slot's flush position waits for is its records.
+        absl::StrCat("log:\n  backend: kafka\nkafka:\n  bootstrap_servers: \"", bootstrap_,
+                     "\"\n  topic_prefix: ", prefix,
+                     "\n  partitions: 4\n  change_topic: false\n  flush_timeout_ms: 120000\n"));
+    config_path_ = dir_ + "/shapebridge.yaml";
+    std::ofstream(config_path_) << yaml_;
+  }
+  void TearDown() override {
+    nodes_.clear();
+    replicators_.clear();
+    cluster_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Starts a replicator process and waits until it leads.
+  void StartReplicator() {
+    const std::string log = absl::StrCat(dir_, "/replicate", replicators_.size(), ".log");
+    replicators_.push_back(std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{testing::ShapebridgeBinary(), "replicate", "--config",
+                                 config_path_},
+        log));
+    for (int i = 0; i < 600; ++i) {
+      std::ifstream in(log);
+      std::string text((std::istreambuf_iterator<char>(in)), {});
+      if (text.find("leader: streaming") != std::string::npos) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "the replicator did not become leader";
+  }
+  // Starts a server node and waits until it has read the shape topic.
+  Service& StartNode() {
+    auto config = ParseConfig(yaml_, "kafka_nodes.yaml");
+    EXPECT_TRUE(config.ok()) << config.status();
+    auto service = Service::Create(*config);
+    EXPECT_TRUE(service.ok()) << service.status();
+    EXPECT_TRUE((*service)->Start().ok());
+    for (int i = 0; i < 500 && !(*service)->ready(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE((*service)->ready());
+    nodes_.push_back(*std::move(service));
+    return *nodes_.back();
+  }
+  uint64_t InsertLsn() {
+    auto sql = ConnectOrDie(dsn_);
+    return Lsn::Parse(QueryValue(*sql, "SELECT pg_current_wal_insert_lsn()::text"))->value();
+  }
+  // Updates that move rows between groups, inserts and deletes, until `stop`.
+  void Write(const std::atomic<bool>& stop, int seed) {
+    auto conn = ConnectOrDie(dsn_);
+    std::mt19937 rng(seed);
+    while (!stop.load()) {
+      const int id = 1 + static_cast<int>(rng() % 320);
+      switch (rng() % 4) {
+        case 0:
+          (void)conn->Exec(absl::StrCat("INSERT INTO items VALUES (", id, ", ", rng() % 3,
+                                        ", 0) ON CONFLICT (id) DO NOTHING"));
+          break;
+        case 1:
+          (void)conn->Exec(absl::StrCat("DELETE FROM items WHERE id = ", id));
+          break;
+        default:
+          (void)conn->Exec(absl::StrCat("UPDATE items SET val = val + 1, grp = ", rng() % 3,
+                                        " WHERE id = ", id));
+      }
+    }
+  }
+  void ExpectConverged(std::vector<std::unique_ptr<TestClient>>& clients) {
+    const uint64_t end = InsertLsn();
+    auto sql = ConnectOrDie(dsn_);
+    for (size_t i = 0; i < clients.size(); ++i) {
+      const int g = static_cast<int>(i % 3);
+      ASSERT_TRUE(clients[i]->WaitForCheckpoint(end, 60'000)) << "client " << i;
+      EXPECT_EQ(RowsText(clients[i]->RowsOf("g")), RowsText(QueryRows(*sql, g))) << "client " << i;
+    }
+  }
+
+  std::string dsn_;
+  std::string dir_;
+  std::string yaml_;
+  std::string config_path_;
+  std::unique_ptr<kafka::DevCluster> cluster_;  // null against a real broker
+  std::string bootstrap_;
+  std::string shape_topic_;
+  std::vector<std::unique_ptr<testing::Subprocess>> replicators_;
+  std::vector<std::unique_ptr<Service>> nodes_;
+};
+
+TEST_F(KafkaServerNodesTest, ClientsOnEitherNodeConvergeAndResumeOnTheOther) {
+  StartReplicator();
+  Service& a = StartNode();
+  Service& b = StartNode();
+  // Two clients per group, one on each node.
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (int i = 0; i < 6; ++i) {
+    auto c = std::make_unique<TestClient>(i < 3 ? a.port() : b.port(), Token({{"sub", "ada"}}));
+    c->Subscribe({.id = "g", .shape = "items_by_grp", .params = {{"g", std::to_string(i % 3)}}});
+    clients.push_back(std::move(c));
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { Write(stop, 11); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  // Offline for a moment, then back on the other node with the offsets it has.
+  clients[0]->Resume(b.port());
+  clients[4]->Resume(a.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  clients[1]->Disconnect();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  clients[1]->Resume(b.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  writer.join();
+  ExpectConverged(clients);
+  for (auto& c : clients) EXPECT_THAT(c->errors(), ::testing::IsEmpty());
+  // Both nodes asked the replicator for the same three instances and serve them from the topic.
+  const auto registered =
+      QueryValue(*ConnectOrDie(dsn_), "SELECT count(*) FROM shapebridge.instances");
+  EXPECT_EQ(registered, "3");
+  for (Service* node : {&a, &b}) {
+    const std::string scrape = HttpGet(node->metrics_port(), "/metrics").second;
+    EXPECT_GT(MetricValue(scrape, "shapebridge_shape_topic_records_consumed_total"), 0);
+    EXPECT_EQ(MetricValue(scrape, "shapebridge_shape_topic_consume_errors_total"), 0);
+    EXPECT_EQ(MetricValue(scrape, "shapebridge_shape_topic_caught_up"), 1);
+    EXPECT_GE(MetricValue(scrape, "shapebridge_initial_sync_seconds_count{shape=\"items_by_grp\"}"),
+              3);
+    EXPECT_EQ(HttpGet(node->metrics_port(), "/readyz").first, 200);
+  }
+
+  if (cluster_) {
+    // Faults, through the mock cluster: retriable produce errors, partition leaders moving, a
+    // broker down for 3 s, then every broker down. The replicator rides them out (librdkafka
+    // retries), and the slot's flush position waits for the records Kafka has not acknowledged.
+    stop = false;
+    std::thread faulty_writer([&] { Write(stop, 13); });
+    constexpr int kNotLeader = 6;        // NOT_LEADER_FOR_PARTITION
+    constexpr int kRequestTimedOut = 7;  // REQUEST_TIMED_OUT
+    cluster_->FailProduceRequests({kNotLeader, kRequestTimedOut, kNotLeader, kRequestTimedOut});
+    ASSERT_TRUE(cluster_->SetLeader(shape_topic_, 0, 2).ok());
+    ASSERT_TRUE(cluster_->SetLeader(shape_topic_, 1, 3).ok());
+    ASSERT_TRUE(cluster_->SetBrokerDown(1, true).ok());
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    ASSERT_TRUE(cluster_->SetBrokerDown(1, false).ok());
+    stop = true;
+    faulty_writer.join();
+    for (int broker = 1; broker <= 3; ++broker) {
+      ASSERT_TRUE(cluster_->SetBrokerDown(broker, true).ok());
+    }
+    auto sql = ConnectOrDie(dsn_);
+    const uint64_t before = InsertLsn();
+    ExecOrDie(*sql, "UPDATE items SET val = val + 1 WHERE id IN (1, 2, 3)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const uint64_t flushed =
+        Lsn::Parse(QueryValue(*sql,
+                              "SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                              "WHERE slot_name = 'kafka_nodes'"))
+            ->value();
+    EXPECT_LE(flushed, before) << "the slot confirmed a transaction Kafka has not acknowledged";
+    for (int broker = 1; broker <= 3; ++broker) {
+      ASSERT_TRUE(cluster_->SetBrokerDown(broker, false).ok());
+    }
+    ExpectConverged(clients);
+    for (auto& c : clients) EXPECT_THAT(c->errors(), ::testing::IsEmpty());
+    EXPECT_TRUE(replicators_.back()->running()) << "the replicator rode the faults out";
+  } else {
+    std::cerr << "against a real broker: the fault injection of the mock cluster is not run\n";
+  }
+
+  // Failover: the replicator dies during writes and another takes over. Its shape log starts
+  // anew: the clients are told to refetch, do so, and converge.
+  stop = false;
+  std::thread writer2([&] { Write(stop, 12); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  replicators_.back()->Kill(SIGKILL);
+  StartReplicator();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  writer2.join();
+  for (auto& c : clients) {
+    // One refetch each, the failover's; the rest of the stream stayed ordered.
+    ASSERT_EQ(c->errors().size(), 1u);
+    EXPECT_THAT(c->errors()[0], HasSubstr("must_refetch for g: another replicator took over"));
+    c->Resume();
+  }
+  ExpectConverged(clients);
+  const std::string scrape = HttpGet(a.metrics_port(), "/metrics").second;
+  EXPECT_EQ(MetricValue(scrape, "shapebridge_shape_topic_consume_errors_total"), 0);
+  EXPECT_EQ(replicators_.back()->Kill(SIGTERM), 0);
 }
 
 // Write-back through Push, against a service whose config adds a writable shape: tasks of the

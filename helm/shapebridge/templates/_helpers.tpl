@@ -54,7 +54,8 @@ them. */}}
     "replication" $replication
     "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.metricsPort))) -}}
 {{- if eq .Values.mode "kafka" -}}
-{{/* The replicator role: `replicate` streams the slot into the change topic. */}}
+{{/* The replicator role: `replicate` streams the slot into the change topic and, with shapes,
+     publishes their logs on the shape topic. */}}
 {{- $kafka := dict "bootstrap_servers" .Values.kafka.bootstrapServers
                    "topic_prefix" .Values.kafka.topicPrefix
                    "partitions" (int .Values.kafka.partitions)
@@ -66,6 +67,14 @@ them. */}}
 {{- $_ := set $config "kafka" $kafka -}}
 {{- with .Values.shapes -}}
 {{- $_ := set $config "shapes" . -}}
+{{- end -}}
+{{- if .Values.servers.enabled -}}
+{{/* Server nodes: `serve` follows the shape topic and serves clients. */}}
+{{- $_ := set $config "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.grpcPort))) -}}
+{{- $_ := set $config "auth" (dict "jwt" $jwt) -}}
+{{- with .Values.writeback -}}
+{{- $_ := set $config "writeback" . -}}
+{{- end -}}
 {{- end -}}
 {{- else -}}
 {{- $_ := set $config "log" (dict "backend" "embedded" "dir" "/var/lib/shapebridge/log") -}}
