@@ -323,14 +323,16 @@ void GetSeconds(Parser& p, const YAML::Node& map, const std::string& path, const
 
 void ParseKafka(Parser& p, const YAML::Node& k, Config* config) {
   kafka::KafkaConfig& c = config->kafka;
-  if (!p.CheckMap(k, "kafka",
-                  {"bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
-                   "properties", "checkpoint_interval_ms", "flush_timeout_ms", "change_topic"})) {
+  if (!p.CheckMap(
+          k, "kafka",
+          {"bootstrap_servers", "topic_prefix", "partitions", "replication_factor", "properties",
+           "checkpoint_interval_ms", "flush_timeout_ms", "change_topic", "replicate"})) {
     return;
   }
   p.Get(k, "kafka", "bootstrap_servers", &c.bootstrap_servers);
   p.Get(k, "kafka", "topic_prefix", &c.topic_prefix);
   p.Get(k, "kafka", "change_topic", &c.change_topic);
+  p.Get(k, "kafka", "replicate", &c.replicate);
   if (c.topic_prefix.empty() ||
       c.topic_prefix.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                        "0123456789._-") != std::string::npos) {

@@ -16,24 +16,17 @@
 #include "absl/strings/str_cat.h"
 #include "bridge/app/config.h"
 #include "bridge/app/json_log.h"
+#include "bridge/app/kafka_replicator.h"
 #include "bridge/app/metrics.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
 #include "bridge/common/pg.h"
-#include "bridge/kafka/change_sink.h"
 #include "bridge/kafka/dev_cluster.h"
-#include "bridge/kafka/shape_topic.h"
 #include "bridge/log/embedded_log.h"
-#include "bridge/log/routing_sink.h"
 #include "bridge/replication/catalog.h"
-#include "bridge/replication/leader.h"
 #include "bridge/replication/replicator.h"
-#include "bridge/replication/tee_sink.h"
-#include "bridge/server/registry.h"
-#include "bridge/server/snapshotter.h"
 #include "bridge/writeback/writer.h"
 #include "nlohmann/json.hpp"
-#include "shapes/router.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -62,181 +55,24 @@ bool WaitForStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
-// The replicator role with the Kafka backend: one process at a time (the holder of the leader
-// lock) streams the slot into the change topic and, when shapes are configured, routes it into
-// a shape log whose journal is the shape topic; the others wait as standbys.
+// The replicator role with the Kafka backend (see KafkaReplicator).
 int RunReplicateToKafka(const Config& config, const DefinitionMap& definitions,
                         const sigset_t& signals) {
-  const std::string& slot = config.replication.slot;
-  auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
-                                   config.replication.connect_timeout);
-  if (!sql.ok()) return Fail(sql.status());
-  std::vector<TransactionSink*> sinks;
-  std::unique_ptr<kafka::ChangeSink> change_sink;
-  if (config.kafka.change_topic) {
-    // Each table's primary key, which keys its records: the configured tables, and any other
-    // table of the publication.
-    std::map<std::string, std::vector<std::string>> keys;
-    std::set<std::string> tables(config.replication.tables.begin(),
-                                 config.replication.tables.end());
-    auto published = (*sql)->ExecParams(
-        "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
-        {config.replication.publication});
-    if (!published.ok()) return Fail(published.status());
-    for (int r = 0; r < published->rows(); ++r) tables.emplace(published->Get(r, 0));
-    for (const std::string& table : tables) {
-      auto schema = LoadTableSchema(**sql, table);
-      if (!schema.ok()) return Fail(schema.status());
-      if (!schema->primary_key.empty()) keys[table] = schema->primary_key;
-    }
-    auto sink = kafka::ChangeSink::Create(config.kafka, std::move(keys));
-    if (!sink.ok()) return Fail(sink.status());
-    change_sink = *std::move(sink);
-    spdlog::info("[kafka] topic {}: {} partitions", config.kafka.ChangeTopic(),
-                 change_sink->partitions());
-    sinks.push_back(change_sink.get());
-  }
-  // The shape pipeline: routing into a shape log mirrored to the shape topic, snapshots, and
-  // the registry through which server nodes ask for instances.
-  std::unique_ptr<kafka::ShapeTopicWriter> shape_writer;
-  std::unique_ptr<shapes::Router> router;
-  std::unique_ptr<ShapeLog> shape_log;
-  std::unique_ptr<RoutingSink> routing;
-  std::unique_ptr<Snapshotter> snapshotter;
-  std::unique_ptr<InstanceRegistrar> registrar;
-  if (!definitions.empty()) {
-    if (absl::Status s = registry::CreateSchema(**sql); !s.ok()) return Fail(s);
-    auto writer = kafka::ShapeTopicWriter::Create(config.kafka);
-    if (!writer.ok()) return Fail(writer.status());
-    shape_writer = *std::move(writer);
-    spdlog::info("[kafka] topic {}: {} partitions", config.kafka.ShapeTopic(),
-                 shape_writer->partitions());
-    router = std::make_unique<shapes::Router>();
-    ShapeLogConfig log_config = config.shape_log;
-    log_config.dir.clear();  // the journal is the shape topic
-    auto lookup = [&definitions](const std::string& name) {
-      auto it = definitions.find(name);
-      return it == definitions.end() ? nullptr : it->second;
-    };
-    auto opened = ShapeLog::Open(log_config, *router, lookup);
-    if (!opened.ok()) return Fail(opened.status());
-    shape_log = *std::move(opened);
-    kafka::ShapeTopicWriter* w = shape_writer.get();
-    shape_log->SetMirror(
-        [w](std::string_view frames, Lsn routed) { return w->Publish(frames, routed); });
-    routing = std::make_unique<RoutingSink>(*router, *shape_log);
-    snapshotter = std::make_unique<Snapshotter>(config.snapshot, *shape_log);
-    registrar =
-        std::make_unique<InstanceRegistrar>(config.replication.dsn, *shape_log, *snapshotter,
-                                            lookup, registry::Lease(config.shape_log.idle_retire));
-    sinks.push_back(routing.get());
-  }
-  if (sinks.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        "replicate has nothing to publish: kafka.change_topic is false and no shapes are "
-        "configured"));
-  }
-  TeeSink tee(sinks);
-  Replicator replicator(config.replication, tee);
-  std::atomic<bool> leader{false};
-  const kafka::ChangeSinkStats* ks = change_sink ? &change_sink->stats() : nullptr;
-  const kafka::ShapeTopicStats* ss = shape_writer ? &shape_writer->stats() : nullptr;
-  const ShapeLog* log_ptr = shape_log.get();
-  const InstanceRegistrar* reg = registrar.get();
-  auto metrics = Metrics::CreateForReplicator(
-      config.metrics, config.replication, replicator, [&leader, ks, ss, log_ptr, reg] {
-        KafkaReplicatorStats k{.leader = leader.load()};
-        if (ks != nullptr) {
-          k.produced = ks->produced.load();
-          k.delivered = ks->delivered.load();
-          k.delivery_errors = ks->delivery_errors.load();
-          k.producers = ks->producers.load();
-          k.checkpoints = ks->checkpoints.load();
-          k.flush_seconds = ks->flush_micros.load() / 1e6;
-          k.durable_lsn = ks->durable_lsn.load();
-        }
-        if (ss != nullptr) {
-          k.shapes = true;
-          k.epoch = ss->epoch.load();
-          k.shape_produced = ss->produced.load();
-          k.shape_delivered = ss->delivered.load();
-          k.shape_delivery_errors = ss->delivery_errors.load();
-          k.shape_durable_lsn = ss->durable_lsn.load();
-          k.instances = log_ptr->stats().instances.load();
-          k.instances_taken = reg->stats().taken.load();
-          k.registry_errors = reg->stats().errors.load();
-        }
-        return k;
-      });
+  auto replicator = KafkaReplicator::Create(config, definitions);
+  if (!replicator.ok()) return Fail(replicator.status());
+  const KafkaReplicator* r = replicator->get();
+  auto metrics = Metrics::CreateForReplicator(config.metrics, config.replication, r->replicator(),
+                                              [r] { return r->Stats(); });
   if (!metrics.ok()) return Fail(metrics.status());
   if (absl::Status s = (*metrics)->Start(); !s.ok()) return Fail(s);
   if ((*metrics)->port() != 0) {
     std::cout << "shapebridge: metrics on port " << (*metrics)->port() << std::endl;
   }
-  auto lock = std::make_unique<LeaderLock>(config.replication.dsn, slot);
-  for (bool standby = false;;) {
-    auto acquired = lock->TryAcquire();
-    if (!acquired.ok()) {
-      // Postgres away for a moment: a standby keeps trying.
-      spdlog::warn("[replication slot={}] cannot try the replicator lock: {}", slot,
-                   std::string(acquired.status().message()));
-    } else if (*acquired) {
-      break;
-    } else if (!standby) {
-      standby = true;
-      spdlog::info("[replication slot={}] standby: another replicator holds the slot's lock", slot);
-    }
-    if (WaitForStopSignal(signals, std::chrono::milliseconds(500))) return 0;
-  }
-  if (shape_writer) {
-    // A new epoch: server nodes end the instances of the last leader (whose shape log died with
-    // it) and ignore anything it still sends.
-    auto epoch = registry::NewEpoch(**sql);
-    if (!epoch.ok()) return Fail(epoch.status());
-    auto offsets = shape_writer->BeginEpoch(*epoch);
-    if (!offsets.ok()) return Fail(offsets.status());
-    if (absl::Status s = registry::RecordEpochStart(**sql, *epoch, *offsets); !s.ok()) {
-      return Fail(s);
-    }
-    spdlog::info("[kafka] shape topic {}: epoch {}", config.kafka.ShapeTopic(), *epoch);
-    snapshotter->Start();
-    registrar->Start();
-  }
-  sql->reset();
-  leader = true;
-  spdlog::info("[replication slot={}] leader: streaming to Kafka at {}", slot,
-               config.kafka.bootstrap_servers);
-  replicator.Start();
-  absl::Status lost;
-  auto next_check = std::chrono::steady_clock::now();
-  while (!replicator.done()) {
-    if (WaitForStopSignal(signals, std::chrono::milliseconds(200))) {
-      spdlog::info("[replication slot={}] stop requested", slot);
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= next_check) {
-      next_check += std::chrono::seconds(1);
-      lost = lock->Check();
-      if (!lost.ok()) break;
-      if (shape_log) {
-        lost = shape_log->mirror_status();
-        if (!lost.ok()) break;
-        if (absl::Status s = shape_log->RetireIdle(std::chrono::steady_clock::now()); !s.ok()) {
-          spdlog::warn("[shape_log] retention: {}", std::string(s.message()));
-        }
-      }
-    }
-  }
-  if (registrar) registrar->Stop();
-  if (snapshotter) snapshotter->Stop();
-  replicator.Stop();
-  if (shape_log && lost.ok()) {
-    if (absl::Status s = shape_log->Sync(); !s.ok()) lost = s;
-  }
+  absl::Status status = (*replicator)->Run([&signals](std::chrono::milliseconds timeout) {
+    return WaitForStopSignal(signals, timeout);
+  });
   (*metrics)->Stop();
-  if (!lost.ok()) return Fail(lost);
-  if (absl::Status s = replicator.exit_status(); !s.ok()) return Fail(s);
-  spdlog::info("[kafka] stopped; durable through {}", tee.DurableLsn().ToString());
+  if (!status.ok()) return Fail(status);
   return 0;
 }
 

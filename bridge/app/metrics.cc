@@ -133,7 +133,7 @@ void Metrics::Impl::CollectReplication(std::vector<MetricFamily>& out) const {
   MetricFamily changes = Family("shapebridge_replication_changes_total",
                                 "Row changes routed, by table and operation", MetricType::Counter);
   if (service != nullptr) {
-    for (const auto& [key, count] : service->sink().ChangeCounts()) {
+    for (const auto& [key, count] : service->ChangeCounts()) {
       AddValue(changes, static_cast<double>(count), {{"table", key.first}, {"op", key.second}});
     }
     out.push_back(std::move(changes));
@@ -184,7 +184,8 @@ std::vector<MetricFamily> Metrics::Impl::Collect() const {
     return out;
   }
   const Service& service = *this->service;
-  if (replicator == nullptr) CollectServerNode(out);
+  if (service.server_node()) CollectServerNode(out);
+  if (kafka) CollectKafka(out);  // a server node that also runs the replicator role
   // Routing.
   const shapes::RouterStats& router = service.router().stats();
   out.push_back(Gauge("shapebridge_shape_definitions", "Shape definitions configured",
@@ -491,6 +492,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsConfig& co
   Impl& m = *impl;
   m.service = &service;
   m.replicator = service.replicator_or_null();
+  m.kafka = service.kafka_stats();
   m.replication = service.config().replication;
   m.initial_sync = &prometheus::BuildHistogram()
                         .Name("shapebridge_initial_sync_seconds")
@@ -566,7 +568,8 @@ absl::Status Metrics::Start() {
     m.handlers.push_back(std::make_unique<Handler>([impl](mg_connection* conn) {
       if (impl->service != nullptr && impl->service->stopping()) {
         Respond(conn, 503, "Service Unavailable", "text/plain", "not ready: stopping\n");
-      } else if (impl->replicator == nullptr) {
+      } else if (impl->service != nullptr && impl->service->server_node()) {
+        // Its replicator role, if it runs one, may be a standby: serving is what counts.
         if (impl->service->ready()) {
           Respond(conn, 200, "OK", "text/plain", "ready\n");
         } else {

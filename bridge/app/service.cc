@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "bridge/app/kafka_replicator.h"
 #include "bridge/common/pg.h"
 #include "bridge/kafka/shape_topic.h"
 #include "bridge/log/routing_sink.h"
@@ -92,6 +93,11 @@ absl::Status Service::CreateServerNode(Service& s, const Config& config,
     return it == definitions.end() ? nullptr : it->second;
   };
   s.log_ = ShapeLog::CreateFollower(config.shape_log, *s.router_, lookup, s.reader_->partitions());
+  if (config.kafka.replicate) {
+    auto replicator = KafkaReplicator::Create(config, definitions);
+    if (!replicator.ok()) return replicator.status();
+    s.kafka_replicator_ = *std::move(replicator);
+  }
   s.requester_ = std::make_unique<InstanceRequester>(config.replication.dsn, *s.log_,
                                                      registry::Lease(config.shape_log.idle_retire));
   s.definitions_ = definitions.size();
@@ -123,6 +129,23 @@ const RegistryStats* Service::registry_stats() const {
 
 bool Service::ready() const { return !reader_ || reader_->stats().caught_up.load(); }
 
+const Replicator* Service::replicator_or_null() const {
+  if (kafka_replicator_) return &kafka_replicator_->replicator();
+  return replicator_.get();
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> Service::ChangeCounts() const {
+  if (kafka_replicator_) return kafka_replicator_->ChangeCounts();
+  if (sink_) return sink_->ChangeCounts();
+  return {};
+}
+
+std::function<KafkaReplicatorStats()> Service::kafka_stats() const {
+  if (!kafka_replicator_) return nullptr;
+  const KafkaReplicator* r = kafka_replicator_.get();
+  return [r] { return r->Stats(); };
+}
+
 Service::~Service() { Stop(); }
 
 absl::Status Service::Start() {
@@ -130,6 +153,19 @@ absl::Status Service::Start() {
   if (reader_) {
     if (absl::Status st = reader_->Start(*log_, reader_start_); !st.ok()) return st;
     requester_->Start();
+    if (kafka_replicator_) {
+      kafka_thread_ = std::thread([this] {
+        absl::Status status = kafka_replicator_->Run([this](std::chrono::milliseconds timeout) {
+          std::unique_lock lock(kafka_mu_);
+          return kafka_cv_.wait_for(lock, timeout, [this] { return kafka_stop_; });
+        });
+        if (!status.ok()) {
+          spdlog::error("[kafka] the replicator role ended: {}", std::string(status.message()));
+        }
+        kafka_status_ = status;
+        kafka_done_ = true;
+      });
+    }
   } else {
     replicator_->Start();
     snapshotter_->Start();
@@ -146,6 +182,14 @@ void Service::Stop() {
   server_->Shutdown();
   metrics_->Stop();
   if (reader_) {
+    if (kafka_thread_.joinable()) {
+      {
+        std::lock_guard lock(kafka_mu_);
+        kafka_stop_ = true;
+      }
+      kafka_cv_.notify_all();
+      kafka_thread_.join();
+    }
     requester_->Stop();
     reader_->Stop();
     return;
@@ -170,8 +214,12 @@ int Service::metrics_port() const { return metrics_->port(); }
 void Service::SetServerObservers(ServerObservers observers) {
   server_->SetObservers(std::move(observers));
 }
-bool Service::done() const { return replicator_ && replicator_->done(); }
+bool Service::done() const {
+  if (kafka_replicator_) return kafka_done_.load();
+  return replicator_ && replicator_->done();
+}
 absl::Status Service::exit_status() const {
+  if (kafka_replicator_) return kafka_done_.load() ? kafka_status_ : absl::OkStatus();
   return replicator_ ? replicator_->exit_status() : absl::OkStatus();
 }
 

@@ -1,7 +1,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "bridge/app/config.h"
@@ -19,6 +26,7 @@ class ShapeTopicReader;
 struct ShapeTopicStats;
 }  // namespace kafka
 class InstanceRequester;
+class KafkaReplicator;
 class Replicator;
 class RoutingSink;
 class Writer;
@@ -61,9 +69,9 @@ class Service {
   const SyncServer& server() const { return *server_; }
   // Null when no shape is writable.
   const Writer* writer() const { return writer_.get(); }
-  // Not a server node's (null).
+  // Not a server node's (null), unless it runs the replicator role.
   const Replicator& replicator() const { return *replicator_; }
-  const Replicator* replicator_or_null() const { return replicator_.get(); }
+  const Replicator* replicator_or_null() const;
   const shapes::Router& router() const { return *router_; }
   const RoutingSink& sink() const { return *sink_; }
   const Snapshotter* snapshotter() const { return snapshotter_.get(); }
@@ -72,6 +80,12 @@ class Service {
   const RegistryStats* registry_stats() const;
   // Ready to serve: a server node has read the shape topic up to where it ended at its start.
   bool ready() const;
+  // A Kafka server node (which may run the replicator role too: kafka.replicate).
+  bool server_node() const { return reader_ != nullptr; }
+  // Row changes routed, by table and operation.
+  std::map<std::pair<std::string, std::string>, uint64_t> ChangeCounts() const;
+  // The Kafka replicator role's metrics (empty unless this process runs it).
+  std::function<KafkaReplicatorStats()> kafka_stats() const;
   size_t definitions() const { return definitions_; }
   const Metrics& metrics() const { return *metrics_; }
   // Before Start().
@@ -89,6 +103,14 @@ class Service {
   std::unique_ptr<Snapshotter> snapshotter_;
   std::unique_ptr<kafka::ShapeTopicReader> reader_;
   std::unique_ptr<InstanceRequester> requester_;
+  // kafka.replicate: the replicator role in this process, on a thread of its own.
+  std::unique_ptr<KafkaReplicator> kafka_replicator_;
+  std::thread kafka_thread_;
+  std::mutex kafka_mu_;
+  std::condition_variable kafka_cv_;
+  bool kafka_stop_ = false;
+  std::atomic<bool> kafka_done_{false};
+  absl::Status kafka_status_;  // when kafka_done_
   std::vector<int64_t> reader_start_;
   std::unique_ptr<auth::JwtVerifier> verifier_;
   std::unique_ptr<Writer> writer_;

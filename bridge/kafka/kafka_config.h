@@ -26,6 +26,8 @@ struct KafkaConfig {
   // Whether `replicate` publishes the change topic (the shape topic is published when shapes are
   // configured).
   bool change_topic = true;
+  // `serve` also runs the replicator role (with its leader election), in the same process.
+  bool replicate = false;
 
   std::string ChangeTopic() const { return topic_prefix + ".changes"; }
   std::string ShapeTopic() const { return topic_prefix + ".shapes"; }

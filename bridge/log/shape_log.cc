@@ -981,7 +981,8 @@ std::vector<std::shared_ptr<const shapes::ShapeInstance>> ShapeLog::Unstarted() 
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<const shapes::ShapeInstance>> out;
   for (const auto& [id, log] : instances_) {
-    if (!log->snapshot_ && log->phase_ == InstanceLog::Phase::kSnapshotting) {
+    if (!log->snapshot_ && log->phase_ == InstanceLog::Phase::kSnapshotting &&
+        log->subscribers_ > 0) {
       out.push_back(log->instance_);
     }
   }

@@ -302,7 +302,8 @@ class ShapeLog {
   // A new replicator epoch in `partition`: its instances end (STREAM_RESET) and its position
   // starts over.
   void ResetPartition(int partition, std::string_view reason);
-  // A follower's instances that have subscribers, and those still waiting for their Start.
+  // A follower's instances that have subscribers, and those of them still waiting for their
+  // Start.
   std::vector<std::shared_ptr<const shapes::ShapeInstance>> InUse() const;
   std::vector<std::shared_ptr<const shapes::ShapeInstance>> Unstarted() const;
   bool follower() const { return follower_; }

@@ -207,9 +207,10 @@ std::vector<Result> Compare(const std::string& name, const std::string& target,
             "status text NOT NULL, created_at timestamptz NOT NULL)");
   ExecOrDie(*conn, "ALTER TABLE bench REPLICA IDENTITY FULL");
   ExecOrDie(*conn, "CREATE PUBLICATION bench FOR TABLE bench");
+  // Slots are the cluster's: named after the benchmark, so that several run in one go.
   for (const char* slot : {"raw1", "raw2", "bridge1", "bridge2"}) {
-    ExecOrDie(*conn,
-              std::string("SELECT pg_create_logical_replication_slot('") + slot + "', 'pgoutput')");
+    ExecOrDie(*conn, "SELECT pg_create_logical_replication_slot('" + database + "_" + slot +
+                         "', 'pgoutput')");
   }
   std::cerr << "    inserting " << kRows << " rows\n";
   for (int first = 1; first <= kRows; first += kRowsPerTransaction) {
@@ -230,12 +231,14 @@ std::vector<Result> Compare(const std::string& name, const std::string& target,
     double raw_seconds = 0;
     double bridge_seconds = 0;
     const std::string suffix = std::to_string(round);
+    const std::string raw = database + "_raw" + suffix;
+    const std::string bridge = database + "_bridge" + suffix;
     if (round % 2 == 1) {
-      std::tie(raw_seconds, end) = RawDrain(dsn, "raw" + suffix, commits);
-      bridge_seconds = drain(dsn, "bridge" + suffix, end);
+      std::tie(raw_seconds, end) = RawDrain(dsn, raw, commits);
+      bridge_seconds = drain(dsn, bridge, end);
     } else {
-      bridge_seconds = drain(dsn, "bridge" + suffix, end);
-      raw_seconds = RawDrain(dsn, "raw" + suffix, commits).first;
+      bridge_seconds = drain(dsn, bridge, end);
+      raw_seconds = RawDrain(dsn, raw, commits).first;
     }
     std::cerr << "    round " << round << ": raw " << raw_seconds << " s, bridge " << bridge_seconds
               << " s\n";

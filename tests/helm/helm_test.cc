@@ -196,11 +196,12 @@ TEST_F(HelmTest, MonitoringObjectsAndDashboard) {
     alerts.push_back(rule["alert"].as<std::string>());
     EXPECT_THAT(rule["expr"].as<std::string>(), HasSubstr("shapebridge_"));
   }
-  EXPECT_THAT(alerts,
-              ::testing::IsSupersetOf({"ShapebridgeReplicationLag", "ShapebridgeRetainedWal",
-                                       "ShapebridgeSlotLost", "ShapebridgeInitialSyncSlow",
-                                       "ShapebridgePushErrors", "ShapebridgeKafkaDeliveryErrors",
-                                       "ShapebridgeNoReplicatorLeader"}));
+  EXPECT_THAT(
+      alerts,
+      ::testing::IsSupersetOf(
+          {"ShapebridgeReplicationLag", "ShapebridgeRetainedWal", "ShapebridgeSlotLost",
+           "ShapebridgeInitialSyncSlow", "ShapebridgePushErrors", "ShapebridgeKafkaDeliveryErrors",
+           "ShapebridgeNoReplicatorLeader", "ShapebridgeShapeTopicDeliveryErrors"}));
   ASSERT_TRUE(docs.contains("ConfigMap/sb-shapebridge-dashboard"));
   const auto dashboard = nlohmann::json::parse(
       docs["ConfigMap/sb-shapebridge-dashboard"]["data"]["shapebridge.json"].as<std::string>());

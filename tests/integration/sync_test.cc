@@ -1267,6 +1267,42 @@ TEST_F(KafkaServerNodesTest, ClientsOnEitherNodeConvergeAndResumeOnTheOther) {
   EXPECT_EQ(replicators_.back()->Kill(SIGTERM), 0);
 }
 
+// kafka.replicate: one `serve` process runs both roles (the replicator and a server node).
+TEST_F(KafkaServerNodesTest, OneServeProcessCanRunBothRoles) {
+  std::ofstream(config_path_) << std::regex_replace(yaml_, std::regex("  change_topic: false\n"),
+                                                    "  change_topic: false\n  replicate: true\n");
+  const std::string out = dir_ + "/serve.out";
+  testing::Subprocess serve({testing::ShapebridgeBinary(), "serve", "--config", config_path_}, out);
+  int port = 0;
+  bool leads = false;
+  for (int i = 0; i < 600 && (port == 0 || !leads); ++i) {
+    std::ifstream in(out);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    std::smatch m;
+    static const std::regex kPort("serving on port (\\d+)");
+    if (std::regex_search(text, m, kPort)) port = std::stoi(m[1]);
+    leads = text.find("leader: streaming") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(port, 0);
+  ASSERT_TRUE(leads);
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (int g = 0; g < 3; ++g) {
+    clients.push_back(std::make_unique<TestClient>(port, Token({{"sub", "ada"}})));
+    clients.back()->Subscribe(
+        {.id = "g", .shape = "items_by_grp", .params = {{"g", std::to_string(g)}}});
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { Write(stop, 21); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  stop = true;
+  writer.join();
+  ExpectConverged(clients);
+  for (auto& c : clients) EXPECT_THAT(c->errors(), ::testing::IsEmpty());
+  const int status = serve.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 // Write-back through Push, against a service whose config adds a writable shape: tasks of the
 // projects in the token's `projects` claim, without the `secret` column.
 // The writable shape of public.tasks the write-back tests push through (a shapes list item).
