@@ -353,12 +353,13 @@ void Metrics::Impl::CollectKafka(std::vector<MetricFamily>& out) const {
   out.push_back(Gauge("shapebridge_shape_topic_durable_lsn",
                       "The last Routed position every partition of the shape topic acknowledged",
                       static_cast<double>(k.shape_durable_lsn)));
-  out.push_back(Gauge("shapebridge_shape_log_instances", "Instance logs live", k.instances));
+  out.push_back(Gauge("shapebridge_replicator_instances",
+                      "Instance logs live in the replicator's shape log", k.instances));
   out.push_back(Counter("shapebridge_registry_instances_taken_total",
                         "Instances taken from the registry (each gets a snapshot)",
                         k.instances_taken));
-  out.push_back(Counter("shapebridge_registry_errors_total",
-                        "Failed reads of the instance registry", k.registry_errors));
+  out.push_back(Counter("shapebridge_registry_read_errors_total",
+                        "Failed reads of the instance registry (replicator)", k.registry_errors));
 }
 
 void Metrics::Impl::CollectServerNode(std::vector<MetricFamily>& out) const {
@@ -383,8 +384,9 @@ void Metrics::Impl::CollectServerNode(std::vector<MetricFamily>& out) const {
     out.push_back(Counter("shapebridge_registry_requests_total",
                           "Instances asked of the replicator through the registry",
                           r->requests.load()));
-    out.push_back(Counter("shapebridge_registry_errors_total",
-                          "Failed writes to the instance registry", r->errors.load()));
+    out.push_back(Counter("shapebridge_registry_write_errors_total",
+                          "Failed writes to the instance registry (server node)",
+                          r->errors.load()));
   }
 }
 

@@ -15,6 +15,12 @@
 #include "spdlog/spdlog.h"
 
 namespace shapebridge {
+namespace {
+
+// How long a Kafka server node's subscription waits for the replicator to start its instance.
+constexpr auto kPlaceholderTimeout = std::chrono::seconds(120);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   if (config.jwt.keys.empty()) {
@@ -151,7 +157,15 @@ Service::~Service() { Stop(); }
 absl::Status Service::Start() {
   if (absl::Status st = metrics_->Start(); !st.ok()) return st;
   if (reader_) {
-    if (absl::Status st = reader_->Start(*log_, reader_start_); !st.ok()) return st;
+    // gRPC health says NOT_SERVING until the node has read the shape topic (as /readyz).
+    if (absl::Status st = server_->Start(/*serving=*/false); !st.ok()) return st;
+    spdlog::info("[server] serving on port {}", server_->port());
+    SyncServer* server = server_.get();
+    if (absl::Status st =
+            reader_->Start(*log_, reader_start_, [server] { server->SetServing(true); });
+        !st.ok()) {
+      return st;
+    }
     requester_->Start();
     if (kafka_replicator_) {
       kafka_thread_ = std::thread([this] {
@@ -166,10 +180,10 @@ absl::Status Service::Start() {
         kafka_done_ = true;
       });
     }
-  } else {
-    replicator_->Start();
-    snapshotter_->Start();
+    return absl::OkStatus();
   }
+  replicator_->Start();
+  snapshotter_->Start();
   if (absl::Status st = server_->Start(); !st.ok()) return st;
   spdlog::info("[server] serving on port {}", server_->port());
   return absl::OkStatus();
@@ -203,6 +217,7 @@ void Service::Stop() {
 
 void Service::Tick() {
   if (writer_) writer_->Sweep(std::chrono::steady_clock::now());
+  if (reader_) log_->ExpirePlaceholders(std::chrono::steady_clock::now(), kPlaceholderTimeout);
   if (absl::Status st = log_->RetireIdle(std::chrono::steady_clock::now()); !st.ok()) {
     spdlog::warn("[shape_log] retention: {}", std::string(st.message()));
   }

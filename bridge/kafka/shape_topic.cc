@@ -287,8 +287,10 @@ absl::StatusOr<std::unique_ptr<ShapeTopicReader>> ShapeTopicReader::Create(
   return reader;
 }
 
-absl::Status ShapeTopicReader::Start(ShapeLog& log, const std::vector<int64_t>& start) {
+absl::Status ShapeTopicReader::Start(ShapeLog& log, const std::vector<int64_t>& start,
+                                     std::function<void()> caught_up) {
   log_ = &log;
+  on_caught_up_ = std::move(caught_up);
   epochs_.assign(partitions_, 0);
   end_at_start_.assign(partitions_, 0);
   begin_.assign(partitions_, 0);
@@ -304,7 +306,8 @@ absl::Status ShapeTopicReader::Start(ShapeLog& log, const std::vector<int64_t>& 
                                                  ": ", rd_kafka_err2str(err)));
     }
     end_at_start_[p] = high;
-    const bool known = p < static_cast<int32_t>(start.size()) && start[p] >= low;
+    const bool known =
+        p < static_cast<int32_t>(start.size()) && start[p] >= low && start[p] <= high;
     begin_[p] = known ? start[p] : low;
     rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = begin_[p];
   }
@@ -332,7 +335,12 @@ void ShapeTopicReader::Run() {
     }
     return true;
   };
-  if (caught_up()) stats_->caught_up = true;
+  auto reached = [&] {
+    spdlog::info("[kafka] read {} up to where it ended at the start", topic_);
+    if (on_caught_up_) on_caught_up_();
+    stats_->caught_up = true;
+  };
+  if (caught_up()) reached();
   auto last_warning = std::chrono::steady_clock::time_point();
   while (!stop_.load()) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_->rk, 100);
@@ -381,13 +389,10 @@ void ShapeTopicReader::Run() {
           }
         }
       }
-      next[p] = m->offset + 1;
     }
+    if (p >= 0 && p < partitions_) next[p] = m->offset + 1;
     rd_kafka_message_destroy(m);
-    if (!stats_->caught_up.load() && caught_up()) {
-      stats_->caught_up = true;
-      spdlog::info("[kafka] read {} up to where it ended at the start", topic_);
-    }
+    if (!stats_->caught_up.load() && caught_up()) reached();
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -94,8 +95,10 @@ class ShapeTopicReader {
 
   int partitions() const { return partitions_; }
   // Follows every partition into `log` (a follower made with partitions()), from `start[p]`
-  // (a partition without one: from its beginning), on a thread of its own.
-  absl::Status Start(ShapeLog& log, const std::vector<int64_t>& start);
+  // (a partition without one: from its beginning), on a thread of its own, which calls
+  // `caught_up` (if set) once it has read up to where the topic ended when reading began.
+  absl::Status Start(ShapeLog& log, const std::vector<int64_t>& start,
+                     std::function<void()> caught_up = nullptr);
   void Stop();
   const ShapeTopicStats& stats() const { return *stats_; }
 
@@ -110,6 +113,7 @@ class ShapeTopicReader {
   struct Consumer;
   std::unique_ptr<Consumer> consumer_;
   ShapeLog* log_ = nullptr;
+  std::function<void()> on_caught_up_;
   std::vector<uint64_t> epochs_;       // per partition: the newest epoch seen
   std::vector<int64_t> begin_;         // per partition: where reading began
   std::vector<int64_t> end_at_start_;  // per partition: the end offset when reading began

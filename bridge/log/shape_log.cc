@@ -570,6 +570,7 @@ absl::StatusOr<ShapeLog::Acquired> ShapeLog::Acquire(
   log->subscribers_ = 1;
   if (follower_) {
     // A placeholder: the replicator's Start record fills it in.
+    log->idle_since_ = std::chrono::steady_clock::now();  // when it was asked for
     instances_.emplace(instance->id(), log);
     stats_.instances = instances_.size();
     return Acquired{log, true};
@@ -741,16 +742,21 @@ Lsn ShapeLog::Read(std::vector<ReadCursor*>& cursors) const {
   return durable_routed_;
 }
 
-std::optional<size_t> ShapeLog::FindAfter(const InstanceLog& log, LogOffset offset) const {
+ShapeLog::Position ShapeLog::Locate(const InstanceLog& log, LogOffset offset, size_t* after) const {
   std::lock_guard lock(mu_);
   const auto begin = log.entries_.begin();
   const auto end = begin + static_cast<ptrdiff_t>(log.servable_);
-  if (begin == end || offset < begin->offset) return std::nullopt;
+  // A follower's log that goes on may not have reached an offset another node served yet.
+  const bool may_come = follower_ && log.phase_ != InstanceLog::Phase::kRetired;
+  if (begin == end) return may_come ? Position::kAhead : Position::kNotInLog;
+  if (offset < begin->offset) return Position::kNotInLog;
+  if (std::prev(end)->offset < offset) return may_come ? Position::kAhead : Position::kNotInLog;
   auto it = std::upper_bound(begin, end, offset,
                              [](const LogOffset& o, const StoredEntry& e) { return o < e.offset; });
   // The client's offset must be one of the entries: anything else comes from another log.
-  if (it == begin || std::prev(it)->offset != offset) return std::nullopt;
-  return static_cast<size_t>(it - begin);
+  if (it == begin || std::prev(it)->offset != offset) return Position::kNotInLog;
+  *after = static_cast<size_t>(it - begin);
+  return Position::kFound;
 }
 
 absl::Status ShapeLog::RetireIdle(std::chrono::steady_clock::time_point now) {
@@ -963,9 +969,43 @@ void ShapeLog::ResetPartition(int partition, std::string_view reason) {
     if (log->partition_ == partition && log->snapshot_) ended.push_back(log);
   }
   for (auto& log : ended) EndRemoteLocked(*log, RetireReason::kStreamReset, std::string(reason));
-  for (auto& log : partition_dirty_[partition]) log->dirty_ = false;
+  for (auto& log : partition_dirty_[partition]) {
+    log->dirty_ = false;
+    if (log->phase_ == InstanceLog::Phase::kRetired && !log->retire_durable_) {
+      // A Retired record no Routed record confirmed: it ends now, without what was not
+      // confirmed (its entries left the counts when it retired).
+      while (log->entries_.size() > log->servable_) log->entries_.pop_back();
+      log->retire_durable_ = true;
+      for (Waker* w : log->listeners_) w->Wake();
+    }
+  }
   partition_dirty_[partition].clear();
   std::erase_if(awaiting_, [&](const auto& log) { return log->partition_ == partition; });
+}
+
+void ShapeLog::ExpirePlaceholders(std::chrono::steady_clock::time_point now,
+                                  std::chrono::seconds timeout) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<InstanceLog>> expired;
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    InstanceLog& log = *it->second;
+    if (log.snapshot_ || log.phase_ != InstanceLog::Phase::kSnapshotting) {
+      ++it;
+    } else if (log.subscribers_ == 0) {
+      it = instances_.erase(it);  // nobody waits for it any more
+      stats_.instances = instances_.size();
+    } else {
+      if (now - log.idle_since_ > timeout) expired.push_back(it->second);
+      ++it;
+    }
+  }
+  for (auto& log : expired) {
+    RetireLocked(*log, RetireReason::kSnapshotFailed,
+                 absl::StrCat("the replicator did not start the instance within ", timeout.count(),
+                              " s: is `shapebridge replicate` running, with the same shapes?"));
+    log->retire_durable_ = true;
+    for (Waker* w : log->listeners_) w->Wake();
+  }
 }
 
 std::vector<std::shared_ptr<const shapes::ShapeInstance>> ShapeLog::InUse() const {

@@ -264,10 +264,11 @@ class ShapeLog {
   // with: when every cursor is servable and drained, the reader has everything that commits
   // before the returned position.
   Lsn Read(std::vector<ReadCursor*>& cursors) const;
-  // The index of the first entry after `offset`, or nullopt when the log does not continue from
-  // there (the offset is before its first entry, or after its last servable one). Only for a
-  // servable instance.
-  std::optional<size_t> FindAfter(const InstanceLog& log, LogOffset offset) const;
+  // Where a resume offset is in a servable instance's log: one of its entries (`*after`: the
+  // index of the next), past its last servable entry while the log goes on (a follower that has
+  // not caught up with the node the offset came from: wait), or not in it (refetch).
+  enum class Position { kFound, kAhead, kNotInLog };
+  Position Locate(const InstanceLog& log, LogOffset offset, size_t* after) const;
 
   // Ends instances without subscribers for longer than idle_retire (not a follower's: the
   // replicator decides).
@@ -302,6 +303,9 @@ class ShapeLog {
   // A new replicator epoch in `partition`: its instances end (STREAM_RESET) and its position
   // starts over.
   void ResetPartition(int partition, std::string_view reason);
+  // A follower's placeholders: those nobody waits for any more are dropped; those older than
+  // `timeout` end (their subscriptions fail with a message saying so).
+  void ExpirePlaceholders(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout);
   // A follower's instances that have subscribers, and those of them still waiting for their
   // Start.
   std::vector<std::shared_ptr<const shapes::ShapeInstance>> InUse() const;

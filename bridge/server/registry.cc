@@ -49,6 +49,11 @@ std::chrono::seconds Interval(std::chrono::seconds lease) {
 namespace registry {
 
 absl::Status CreateSchema(PgConnection& sql) {
+  // Made once, by whoever may: a role that only uses the tables need not own them.
+  auto exists = sql.Exec(
+      "SELECT to_regclass('shapebridge.instances') IS NOT NULL AND "
+      "to_regclass('shapebridge.replicator_epochs') IS NOT NULL");
+  if (exists.ok() && exists->rows() == 1 && exists->Get(0, 0) == "t") return absl::OkStatus();
   auto r = sql.Exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(1936744290, 0);",
                                  kCreateSchema, "COMMIT;"));
   if (!r.ok()) {
@@ -173,15 +178,27 @@ void InstanceRequester::Run() {
     }
     if (sql && status.ok() && now >= next_renewal) {
       next_renewal = now + Interval(lease_);
+      const auto in_use = log_.InUse();
       std::vector<std::string> ids;
-      for (auto& instance : log_.InUse()) ids.push_back(instance.get()->id().ToString());
+      for (auto& instance : in_use) ids.push_back(instance->id().ToString());
       if (!ids.empty()) {
         auto r = sql->ExecParams(
             "UPDATE shapebridge.instances SET last_used = now() "
-            "WHERE id IN (SELECT decode(x, 'hex') FROM unnest($1::text[]) x)",
+            "WHERE id IN (SELECT decode(x, 'hex') FROM unnest($1::text[]) x) "
+            "RETURNING encode(id, 'hex')",
             {absl::StrCat("{", absl::StrJoin(ids, ","), "}")});
         status = r.status();
-        if (r.ok()) stats_.renewals.fetch_add(1, std::memory_order_relaxed);
+        if (r.ok()) {
+          stats_.renewals.fetch_add(1, std::memory_order_relaxed);
+          // Rows gone (this node could not reach Postgres for a whole lease): register again.
+          std::set<std::string> renewed;
+          for (int row = 0; row < r->rows(); ++row) renewed.emplace(r->Get(row, 0));
+          for (auto& instance : in_use) {
+            if (status.ok() && !renewed.contains(instance->id().ToString())) {
+              status = Request(*sql, *instance);
+            }
+          }
+        }
       }
     }
     if (!status.ok()) {

@@ -27,6 +27,8 @@ namespace {
 
 namespace pb = ::shapebridge::sync::v1;
 using Clock = std::chrono::steady_clock;
+// How long a resume offset past a Kafka server node's log may wait for the node to reach it.
+constexpr auto kResumeAheadWait = std::chrono::seconds(30);
 
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
@@ -104,6 +106,7 @@ struct SyncServer::Impl final
   std::mutex sessions_mu;
   std::set<Waker*> sessions;  // running session threads, to wake them on shutdown
   std::condition_variable sessions_cv;
+  std::mutex health_mu;  // guards shut_down against SetServing
   bool shut_down = false;
 
   Impl(ServerConfig c, DefinitionMap d, ShapeLog& l, SnapshotScheduler& s,
@@ -147,6 +150,8 @@ class Session final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
     ReadCursor cursor;
     std::optional<LogOffset> resume_from;
     bool positioned = false;
+    // Since when the resume offset is past the (follower's) log, which may still reach it.
+    std::optional<Clock::time_point> ahead_since;
     bool up_to_date = false;
     std::string shape;
     Clock::time_point subscribed_at;
@@ -439,13 +444,24 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
                                                  s->log->instance().definition().name,
                                                  " failed: ", c.message, "; subscribe again"));
     }
+    if (!s->positioned && c.retired) {
+      ended.push_back(s.get());  // its log ended before the resume offset was found in it
+      continue;
+    }
     if (c.servable && !s->positioned) {
-      std::optional<size_t> after = server_.log.FindAfter(*s->log, *s->resume_from);
-      if (!after) {
+      size_t after = 0;
+      const ShapeLog::Position position = server_.log.Locate(*s->log, *s->resume_from, &after);
+      if (position == ShapeLog::Position::kAhead) {
+        // This node is behind the one that served the offset: wait for it (woken as its log
+        // grows), up to kResumeAheadWait.
+        if (!s->ahead_since) s->ahead_since = Clock::now();
+        if (Clock::now() - *s->ahead_since < kResumeAheadWait) continue;
+      }
+      if (position != ShapeLog::Position::kFound) {
         ended.push_back(s.get());
         continue;
       }
-      c.from = *after;
+      c.from = after;
       c.entries.clear();  // read from the start, before the position was known
       s->positioned = true;
       *more = true;  // read again from there
@@ -522,7 +538,7 @@ absl::StatusOr<bool> Session::Serve(bool* more) {
   }
   for (Subscription* s : ended) {
     const ReadCursor& c = s->cursor;
-    const bool offset_lost = !s->positioned;
+    const bool offset_lost = !s->positioned && !c.retired;
     if (!SendMustRefetch(
             s->id, offset_lost ? RetireReason::kOffsetNotFound : c.reason,
             offset_lost ? "the resume offset is not in the instance's log: refetch" : c.message)) {
@@ -659,7 +675,7 @@ SyncServer::SyncServer(ServerConfig config, DefinitionMap definitions, ShapeLog&
 
 SyncServer::~SyncServer() { Shutdown(); }
 
-absl::Status SyncServer::Start() {
+absl::Status SyncServer::Start(bool serving) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -671,8 +687,14 @@ absl::Status SyncServer::Start() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on ", impl_->config.listen, " (server.listen)"));
   }
-  impl_->server->GetHealthCheckService()->SetServingStatus(true);
+  impl_->server->GetHealthCheckService()->SetServingStatus(serving);
   return absl::OkStatus();
+}
+
+void SyncServer::SetServing(bool serving) {
+  std::lock_guard lock(impl_->health_mu);
+  if (!impl_->server || impl_->shut_down) return;
+  impl_->server->GetHealthCheckService()->SetServingStatus(serving);
 }
 
 void SyncServer::SetWriter(Writer* writer) { impl_->writer = writer; }
@@ -684,9 +706,12 @@ void SyncServer::SetObservers(ServerObservers observers) {
 int SyncServer::port() const { return impl_->port; }
 
 void SyncServer::Shutdown() {
-  if (!impl_->server || impl_->shut_down) return;
-  impl_->shut_down = true;
-  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  {
+    std::lock_guard lock(impl_->health_mu);
+    if (!impl_->server || impl_->shut_down) return;
+    impl_->shut_down = true;
+    impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  }
   impl_->stopping = true;
   {
     std::unique_lock lock(impl_->sessions_mu);

@@ -85,8 +85,12 @@ class SyncServer {
   // Serves the Push RPC with `writer` (borrowed); without one Push fails with
   // FAILED_PRECONDITION. Call before Start().
   void SetWriter(Writer* writer);
-  // Binds and starts serving. FailedPrecondition when the address cannot be bound.
-  absl::Status Start();
+  // Binds and starts serving (gRPC health SERVING unless `serving` is false). FailedPrecondition
+  // when the address cannot be bound.
+  absl::Status Start(bool serving = true);
+  // Sets what gRPC health says (after Start; a Kafka server node is SERVING once it has read the
+  // shape topic). Thread-safe; ignored once Shutdown() began.
+  void SetServing(bool serving);
   // The bound port (after Start).
   int port() const;
   // Sets health to NOT_SERVING, ends every stream with UNAVAILABLE ("the server is stopping:

@@ -128,7 +128,7 @@ TEST_F(HelmTest, KafkaModeRendersTheReplicatorPairAndServerNodes) {
   for (const auto& a : sc["args"]) server_args.push_back(a.as<std::string>());
   EXPECT_THAT(server_args, ::testing::ElementsAre("--log-format", "json", "serve", "--config",
                                                   "/etc/shapebridge/config/shapebridge.yaml"));
-  EXPECT_EQ(sc["startupProbe"]["grpc"]["port"].as<int>(), 7070);
+  EXPECT_EQ(sc["startupProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
   EXPECT_EQ(sc["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_TRUE(sc["securityContext"]["readOnlyRootFilesystem"].as<bool>());
   std::vector<std::string> mounts;

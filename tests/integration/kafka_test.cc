@@ -488,7 +488,8 @@ metrics:
   Subprocess a({ShapebridgeBinary(), "replicate", "--config", config_path.string()}, log_a);
   ASSERT_TRUE(wait_for([&] { return log_has(log_a, "leader: streaming"); }, 30));
   Subprocess b({ShapebridgeBinary(), "replicate", "--config", config_path.string()}, log_b);
-  ASSERT_TRUE(wait_for([&] { return log_has(log_b, "standby"); }, 30));
+  // The whole phrase: the topic prefix, in the log too, holds this test's name ("...Standby...").
+  ASSERT_TRUE(wait_for([&] { return log_has(log_b, "standby: another replicator"); }, 30));
   const int port_a = metrics_port(log_a);
   const int port_b = metrics_port(log_b);
   ASSERT_NE(port_a, 0);

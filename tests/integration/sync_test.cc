@@ -1054,7 +1054,11 @@ TEST(SyncRestartTest, KillDashNineDuringWritesThenResume) {
 class KafkaServerNodesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dsn_ = TestPostgres::Get().CreateDatabase("sync_kafka");
+    // A database and a slot of its own: ctest runs the tests of this suite side by side.
+    name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& ch : name_) ch = static_cast<char>(std::tolower(ch));
+    name_ = "kn_" + name_.substr(0, 40);
+    dsn_ = TestPostgres::Get().CreateDatabase(name_);
     auto sql = ConnectOrDie(dsn_);
     ExecOrDie(*sql, "CREATE TABLE items (id int PRIMARY KEY, grp int, val int)");
     ExecOrDie(*sql,
@@ -1077,7 +1081,7 @@ class KafkaServerNodesTest : public ::testing::Test {
     }
     dir_ = MakeTempDir();
     yaml_ = std::regex_replace(
-        ConfigYaml(dsn_, "kafka_nodes", dir_ + "/unused"), std::regex("log:\n  dir: [^\n]*\n"),
+        ConfigYaml(dsn_, name_, dir_ + "/unused"), std::regex("log:\n  dir: [^\n]*\n"),
         // The shape topic only: what the slot's flush position waits for is its records.
         absl::StrCat("log:\n  backend: kafka\nkafka:\n  bootstrap_servers: \"", bootstrap_,
                      "\"\n  topic_prefix: ", prefix,
@@ -1155,6 +1159,7 @@ class KafkaServerNodesTest : public ::testing::Test {
     }
   }
 
+  std::string name_;  // of the database and the slot
   std::string dsn_;
   std::string dir_;
   std::string yaml_;
@@ -1204,6 +1209,13 @@ TEST_F(KafkaServerNodesTest, ClientsOnEitherNodeConvergeAndResumeOnTheOther) {
     EXPECT_GE(MetricValue(scrape, "shapebridge_initial_sync_seconds_count{shape=\"items_by_grp\"}"),
               3);
     EXPECT_EQ(HttpGet(node->metrics_port(), "/readyz").first, 200);
+    // gRPC health agrees (NOT_SERVING until the node had read the shape topic).
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", node->port()), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, {}, &response).ok());
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   }
 
   if (cluster_) {
@@ -1232,7 +1244,8 @@ TEST_F(KafkaServerNodesTest, ClientsOnEitherNodeConvergeAndResumeOnTheOther) {
     const uint64_t flushed =
         Lsn::Parse(QueryValue(*sql,
                               "SELECT confirmed_flush_lsn FROM pg_replication_slots "
-                              "WHERE slot_name = 'kafka_nodes'"))
+                              "WHERE slot_name = '" +
+                                  name_ + "'"))
             ->value();
     EXPECT_LE(flushed, before) << "the slot confirmed a transaction Kafka has not acknowledged";
     for (int broker = 1; broker <= 3; ++broker) {

@@ -1,7 +1,8 @@
 // A follower shape log (a Kafka server node's) fed with a leader's journal records, split over
 // partitions by instance as the shape topic splits them, read in any interleaving of the
 // partitions and with entries delivered more than once: it serves exactly the leader's entries,
-// at the same offsets, and nothing a Routed record of its partition has not confirmed.
+// at the same offsets, and nothing a Routed record of its partition has not confirmed; a resume
+// offset it has not reached yet waits instead of being refused.
 
 #include <map>
 #include <random>
@@ -256,6 +257,24 @@ TEST(ShapeLogFollowerTest, AFollowerServesExactlyTheLeadersEntries) {
         RC_ASSERT(served.size() <= expected.size());
         const auto bytes = InstanceIdBytes(instances[g]->id());
         RC_ASSERT(served.size() <= confirmed[std::string(bytes.data(), bytes.size())]);
+        // A client resuming here with an offset the leader (or a node ahead) gave it waits
+        // rather than refetch; once this node has the offset, it continues right after it.
+        if (!served.empty() && !expected.empty()) {
+          for (const auto& [offset, change] : {expected.back(), expected[served.size() - 1]}) {
+            size_t after = 0;
+            const ShapeLog::Position position = follower->Locate(*followed[g], offset, &after);
+            if (offset <= served.back().first) {
+              RC_ASSERT(position == ShapeLog::Position::kFound);
+              RC_ASSERT(served[after - 1].first == offset);
+            } else {
+              RC_ASSERT(position == ShapeLog::Position::kAhead);
+            }
+          }
+          // An offset from another log (before this one's first entry) is refetched.
+          size_t unused_index = 0;
+          RC_ASSERT(follower->Locate(*followed[g], LogOffset{Lsn(1), 0}, &unused_index) ==
+                    ShapeLog::Position::kNotInLog);
+        }
         for (size_t i = 0; i < served.size(); ++i) RC_ASSERT(served[i] == expected[i]);
       }
     }
