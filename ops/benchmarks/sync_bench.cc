@@ -27,9 +27,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "bridge/app/config.h"
 #include "bridge/app/service.h"
 #include "bridge/auth/jwt.h"
+#include "bridge/kafka/dev_cluster.h"
 #include "bridge/replication/replicator.h"
 #include "clients/cli/sync_client.h"
 #include "clients/hlc/hlc.h"
@@ -74,22 +76,25 @@ std::string Token(nlohmann::json claims = {{"sub", "bench"}}) {
 }
 
 // The service as `serve` runs it: the shape log is synced to disk (fsync on), as in production.
+// `kafka`: the bootstrap servers of a cluster with the topic "<slot>.shapes"; the service is then a
+// Kafka server node that runs the replicator role too (kafka.replicate).
 std::unique_ptr<Service> StartService(const std::string& dsn, const std::string& slot,
-                                      const std::string& shapes_yaml) {
+                                      const std::string& shapes_yaml,
+                                      const std::string& kafka = "") {
   const auto dir = std::filesystem::temp_directory_path() / ("sb-bench-" + slot);
   std::filesystem::remove_all(dir);
-  const std::string yaml = absl::StrCat(R"y(postgres:
+  std::string yaml = absl::StrCat(R"y(postgres:
   dsn: ")y",
-                                        dsn, R"y("
+                                  dsn, R"y("
 replication:
   slot: )y",
-                                        slot, R"y(
+                                  slot, R"y(
   publication: )y",
-                                        slot, R"y(
+                                  slot, R"y(
   heartbeat_interval_ms: 1000
 log:
   dir: )y",
-                                        dir.string(), R"y(
+                                  dir.string(), R"y(
 server:
   listen: 127.0.0.1:0
   heartbeat_interval_ms: 1000
@@ -100,21 +105,30 @@ auth:
     keys:
       - algorithm: HS256
         secret: ")y",
-                                        kSecret, R"y("
+                                  kSecret, R"y("
 shapes:
 )y",
-                                        shapes_yaml);
+                                  shapes_yaml);
+  if (!kafka.empty()) {
+    yaml = absl::StrReplaceAll(
+        yaml, {{absl::StrCat("log:\n  dir: ", dir.string(), "\n"),
+                absl::StrCat("log:\n  backend: kafka\nkafka:\n  bootstrap_servers: \"", kafka,
+                             "\"\n  topic_prefix: ", slot,
+                             "\n  change_topic: false\n  replicate: true\n")}});
+  }
   auto config = ParseConfig(yaml, "bench.yaml");
   if (!config.ok()) throw std::runtime_error(config.status().ToString());
   auto service = Service::Create(*config);
   if (!service.ok()) throw std::runtime_error(service.status().ToString());
   if (auto s = (*service)->Start(); !s.ok()) throw std::runtime_error(s.ToString());
-  for (int i = 0; i < 500 && !(*service)->replicator().stats().streaming.load(); ++i) {
+  auto streaming = [&] {
+    const Replicator* r = (*service)->replicator_or_null();
+    return r != nullptr && r->stats().streaming.load() && (*service)->ready();
+  };
+  for (int i = 0; i < 500 && !streaming(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (!(*service)->replicator().stats().streaming.load()) {
-    throw std::runtime_error("the service's replication did not start streaming");
-  }
+  if (!streaming()) throw std::runtime_error("the service's replication did not start streaming");
   return *std::move(service);
 }
 
@@ -195,8 +209,20 @@ std::unique_ptr<client::SyncClient> ConnectedClient(int port, const std::string&
   return client;
 }
 
-std::vector<Result> RunInitialSync() {
-  const std::string dsn = shapebridge::testing::TestPostgres::Get().CreateDatabase("syncbench");
+// `kafka`: through the Kafka backend on the mock cluster (the replicator's snapshot reaches the
+// client through the shape topic).
+std::vector<Result> InitialSync(bool kafka) {
+  const std::string name = kafka ? "syncbench_kafka" : "syncbench";
+  std::unique_ptr<kafka::DevCluster> cluster;
+  if (kafka) {
+    auto started = kafka::DevCluster::Start(3);
+    if (!started.ok()) throw std::runtime_error(started.status().ToString());
+    cluster = *std::move(started);
+    if (absl::Status s = cluster->CreateTopic(name + ".shapes", 8, 3); !s.ok()) {
+      throw std::runtime_error(s.ToString());
+    }
+  }
+  const std::string dsn = shapebridge::testing::TestPostgres::Get().CreateDatabase(name);
   auto conn = ConnectOrDie(dsn);
   ExecOrDie(*conn,
             "CREATE TABLE tasks (id bigint PRIMARY KEY, project_id int NOT NULL, "
@@ -221,12 +247,13 @@ std::vector<Result> RunInitialSync() {
   ExecOrDie(*conn, "CREATE EXTENSION pg_prewarm");
   ExecOrDie(*conn, "SELECT pg_prewarm('tasks'), pg_prewarm('tasks_project_id')");
 
-  auto service = StartService(dsn, "syncbench", R"y(  - name: tasks_by_project
+  auto service = StartService(dsn, name, R"y(  - name: tasks_by_project
     table: public.tasks
     where: "project_id = $project"
     params:
       project: {type: int, from: request}
-)y");
+)y",
+                              cluster ? cluster->bootstrap_servers() : "");
   const std::string token = Token();
   PGconn* copy = PQconnectdb(dsn.c_str());
   if (PQstatus(copy) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(copy));
@@ -266,6 +293,20 @@ std::vector<Result> RunInitialSync() {
   PQfinish(copy);
   service->Stop();
   const double copy_ms = Median(copy_s) * 1e3;
+  if (kafka) {
+    return {Result{.name = "initial-sync-kafka cold",
+                   .value = Median(cold_s) * 1e3,
+                   .unit = "ms",
+                   .baseline_name = "COPY of the same rows",
+                   .baseline_value = copy_ms,
+                   .target = ""},
+            Result{.name = "initial-sync-kafka warm",
+                   .value = Median(warm_s) * 1e3,
+                   .unit = "ms",
+                   .baseline_name = "COPY of the same rows",
+                   .baseline_value = copy_ms,
+                   .target = ""}};
+  }
   return {Result{.name = "initial-sync cold",
                  .value = Median(cold_s) * 1e3,
                  .unit = "ms",
@@ -675,7 +716,12 @@ std::vector<Benchmark> SyncBenchmarks() {
   return {Benchmark{.name = "initial-sync",
                     .description = "a 5,000-row shape of a 1M-row table, first and second "
                                    "subscriber, vs COPY of the same rows",
-                    .run = RunInitialSync},
+                    .run = [] { return InitialSync(false); }},
+          Benchmark{.name = "initial-sync-kafka",
+                    .description = "initial-sync through the Kafka backend (mock cluster): the "
+                                   "replicator's snapshot reaches the server node through the "
+                                   "shape topic",
+                    .run = [] { return InitialSync(true); }},
           Benchmark{.name = "fanout",
                     .description = "commit-to-client latency of 100 updates/s to 1,000 clients "
                                    "over 100 instances, vs a raw pgoutput reader",
