@@ -25,7 +25,6 @@ absl::StatusOr<std::unique_ptr<KafkaReplicator>> KafkaReplicator::Create(
     const Config& config, const DefinitionMap& definitions) {
   std::unique_ptr<KafkaReplicator> r(new KafkaReplicator());
   r->config_ = config;
-  r->definitions_ = definitions;
   auto sql = PgConnection::Connect(config.replication.dsn, PgConnectionKind::kSql, "shapebridge",
                                    config.replication.connect_timeout);
   if (!sql.ok()) return sql.status();
@@ -65,11 +64,7 @@ absl::StatusOr<std::unique_ptr<KafkaReplicator>> KafkaReplicator::Create(
     r->router_ = std::make_unique<shapes::Router>();
     ShapeLogConfig log_config = config.shape_log;
     log_config.dir.clear();  // the journal is the shape topic
-    const DefinitionMap* defs = &r->definitions_;
-    auto lookup = [defs](const std::string& name) {
-      auto it = defs->find(name);
-      return it == defs->end() ? nullptr : it->second;
-    };
+    const ShapeLog::DefinitionLookup lookup = LookupIn(definitions);
     auto opened = ShapeLog::Open(log_config, *r->router_, lookup);
     if (!opened.ok()) return opened.status();
     r->shape_log_ = *std::move(opened);

@@ -57,7 +57,6 @@ class KafkaReplicator {
   KafkaReplicator() = default;
 
   Config config_;
-  DefinitionMap definitions_;
   std::unique_ptr<kafka::ChangeSink> change_sink_;
   std::unique_ptr<kafka::ShapeTopicWriter> shape_writer_;
   std::unique_ptr<shapes::Router> router_;

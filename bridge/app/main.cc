@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <set>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -23,7 +22,6 @@
 #include "bridge/common/pg.h"
 #include "bridge/kafka/dev_cluster.h"
 #include "bridge/log/embedded_log.h"
-#include "bridge/replication/catalog.h"
 #include "bridge/replication/replicator.h"
 #include "bridge/writeback/writer.h"
 #include "nlohmann/json.hpp"

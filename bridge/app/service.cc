@@ -50,29 +50,23 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   if (!verifier.ok()) return verifier.status();
   s->verifier_ = *std::move(verifier);
   s->router_ = std::make_unique<shapes::Router>();
-  if (config.log_backend == "kafka") {
-    if (absl::Status st = registry::CreateSchema(**sql); !st.ok()) return st;
-    auto offsets = registry::LatestEpochStart(**sql);
-    if (!offsets.ok()) return offsets.status();
-    s->reader_start_ = *std::move(offsets);
-    if (absl::Status st = CreateServerNode(*s, config, std::move(definitions)); !st.ok()) {
-      return st;
-    }
-    return s;
-  }
-  auto log = ShapeLog::Open(config.shape_log, *s->router_, [&definitions](const std::string& name) {
-    auto it = definitions.find(name);
-    return it == definitions.end() ? nullptr : it->second;
-  });
-  if (!log.ok()) return log.status();
-  s->log_ = *std::move(log);
-  spdlog::info("[shape_log dir={}] {} instances recovered, durable through {}",
-               config.shape_log.dir, s->log_->stats().instances.load(),
-               s->log_->DurableLsn().ToString());
-  s->sink_ = std::make_unique<RoutingSink>(*s->router_, *s->log_);
-  s->replicator_ = std::make_unique<Replicator>(config.replication, *s->sink_);
-  s->snapshotter_ = std::make_unique<Snapshotter>(config.snapshot, *s->log_);
   s->definitions_ = definitions.size();
+  SnapshotScheduler* snapshots = nullptr;
+  if (config.log_backend == "kafka") {
+    if (absl::Status st = s->CreateServerNode(config, **sql, definitions); !st.ok()) return st;
+    snapshots = s->requester_.get();
+  } else {
+    auto log = ShapeLog::Open(config.shape_log, *s->router_, LookupIn(definitions));
+    if (!log.ok()) return log.status();
+    s->log_ = *std::move(log);
+    spdlog::info("[shape_log dir={}] {} instances recovered, durable through {}",
+                 config.shape_log.dir, s->log_->stats().instances.load(),
+                 s->log_->DurableLsn().ToString());
+    s->sink_ = std::make_unique<RoutingSink>(*s->router_, *s->log_);
+    s->replicator_ = std::make_unique<Replicator>(config.replication, *s->sink_);
+    s->snapshotter_ = std::make_unique<Snapshotter>(config.snapshot, *s->log_);
+    snapshots = s->snapshotter_.get();
+  }
   std::vector<std::shared_ptr<const shapes::ShapeDefinition>> all;
   for (const auto& [name, def] : definitions) all.push_back(def);
   auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all), config.writeback);
@@ -81,7 +75,7 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
     s->writer_ = std::move(writer);
   }
   s->server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s->log_,
-                                            *s->snapshotter_, *s->verifier_);
+                                            *snapshots, *s->verifier_);
   s->server_->SetWriter(s->writer_.get());
   auto metrics = Metrics::Create(config.metrics, *s);
   if (!metrics.ok()) return metrics.status();
@@ -89,38 +83,25 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(const Config& config) {
   return s;
 }
 
-absl::Status Service::CreateServerNode(Service& s, const Config& config,
-                                       DefinitionMap definitions) {
+absl::Status Service::CreateServerNode(const Config& config, PgConnection& sql,
+                                       const DefinitionMap& definitions) {
+  if (absl::Status st = registry::CreateSchema(sql); !st.ok()) return st;
+  auto offsets = registry::LatestEpochStart(sql);
+  if (!offsets.ok()) return offsets.status();
+  reader_start_ = *std::move(offsets);
   auto reader = kafka::ShapeTopicReader::Create(config.kafka);
   if (!reader.ok()) return reader.status();
-  s.reader_ = *std::move(reader);
-  auto lookup = [definitions](const std::string& name) {
-    auto it = definitions.find(name);
-    return it == definitions.end() ? nullptr : it->second;
-  };
-  s.log_ = ShapeLog::CreateFollower(config.shape_log, *s.router_, lookup, s.reader_->partitions());
+  reader_ = *std::move(reader);
+  log_ = ShapeLog::CreateFollower(config.shape_log, *router_, LookupIn(definitions),
+                                  reader_->partitions());
   if (config.kafka.replicate) {
     auto replicator = KafkaReplicator::Create(config, definitions);
     if (!replicator.ok()) return replicator.status();
-    s.kafka_replicator_ = *std::move(replicator);
+    kafka_replicator_ = *std::move(replicator);
   }
-  s.requester_ = std::make_unique<InstanceRequester>(config.replication.dsn, *s.log_,
-                                                     registry::Lease(config.shape_log.idle_retire));
-  s.definitions_ = definitions.size();
-  std::vector<std::shared_ptr<const shapes::ShapeDefinition>> all;
-  for (const auto& [name, def] : definitions) all.push_back(def);
-  auto writer = std::make_unique<Writer>(config.replication.dsn, std::move(all), config.writeback);
-  if (writer->enabled()) {
-    if (absl::Status st = writer->Prepare(); !st.ok()) return st;
-    s.writer_ = std::move(writer);
-  }
-  s.server_ = std::make_unique<SyncServer>(config.server, std::move(definitions), *s.log_,
-                                           *s.requester_, *s.verifier_);
-  s.server_->SetWriter(s.writer_.get());
-  auto metrics = Metrics::Create(config.metrics, s);
-  if (!metrics.ok()) return metrics.status();
-  s.metrics_ = *std::move(metrics);
-  spdlog::info("[kafka] server node: {} partitions of {}", s.reader_->partitions(),
+  requester_ = std::make_unique<InstanceRequester>(config.replication.dsn, *log_,
+                                                   registry::Lease(config.shape_log.idle_retire));
+  spdlog::info("[kafka] server node: {} partitions of {}", reader_->partitions(),
                config.kafka.ShapeTopic());
   return absl::OkStatus();
 }

@@ -27,6 +27,7 @@ struct ShapeTopicStats;
 }  // namespace kafka
 class InstanceRequester;
 class KafkaReplicator;
+class PgConnection;
 class Replicator;
 class RoutingSink;
 class Writer;
@@ -93,7 +94,9 @@ class Service {
 
  private:
   Service() = default;
-  static absl::Status CreateServerNode(Service& s, const Config& config, DefinitionMap definitions);
+  // The Kafka server node's shape log (a follower of the shape topic) and what feeds it.
+  absl::Status CreateServerNode(const Config& config, PgConnection& sql,
+                                const DefinitionMap& definitions);
 
   Config config_;
   std::unique_ptr<shapes::Router> router_;

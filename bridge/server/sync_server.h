@@ -60,6 +60,14 @@ struct ServerStats {
 
 using DefinitionMap = std::map<std::string, std::shared_ptr<const shapes::ShapeDefinition>>;
 
+// A ShapeLog::DefinitionLookup over a copy of `definitions`.
+inline ShapeLog::DefinitionLookup LookupIn(DefinitionMap definitions) {
+  return [definitions = std::move(definitions)](const std::string& name) {
+    auto it = definitions.find(name);
+    return it == definitions.end() ? nullptr : it->second;
+  };
+}
+
 // Observations of the serving path, for metrics; either may be empty.
 struct ServerObservers {
   // A subscription without a resume offset became up to date: seconds since its Subscribe.

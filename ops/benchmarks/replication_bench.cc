@@ -98,17 +98,26 @@ double BridgeDrain(const std::string& dsn, const std::string& slot, Lsn end) {
   return seconds;
 }
 
-// Into the change topic of a fresh mock cluster.
-double KafkaDrain(const std::string& dsn, const std::string& slot, Lsn end) {
+// A fresh mock cluster of 3 brokers with the change and shape topics (8 partitions, RF 3), and
+// the config of clients that use it.
+std::pair<std::unique_ptr<kafka::DevCluster>, kafka::KafkaConfig> BenchCluster() {
   auto cluster = kafka::DevCluster::Start(3);
   if (!cluster.ok()) throw std::runtime_error(cluster.status().ToString());
   kafka::KafkaConfig config;
   config.bootstrap_servers = (*cluster)->bootstrap_servers();
   config.topic_prefix = "bench";
   config.partitions = 8;
-  if (absl::Status s = (*cluster)->CreateTopic(config.ChangeTopic(), 8, 3); !s.ok()) {
-    throw std::runtime_error(s.ToString());
+  for (const std::string& topic : {config.ChangeTopic(), config.ShapeTopic()}) {
+    if (absl::Status s = (*cluster)->CreateTopic(topic, 8, 3); !s.ok()) {
+      throw std::runtime_error(s.ToString());
+    }
   }
+  return {*std::move(cluster), config};
+}
+
+// Into the change topic of a fresh mock cluster.
+double KafkaDrain(const std::string& dsn, const std::string& slot, Lsn end) {
+  auto [cluster, config] = BenchCluster();
   auto sink = kafka::ChangeSink::Create(config, {{"public.bench", {"id"}}});
   if (!sink.ok()) throw std::runtime_error(sink.status().ToString());
   const double seconds = DrainInto(**sink, dsn, slot, end);
@@ -124,17 +133,7 @@ double KafkaDrain(const std::string& dsn, const std::string& slot, Lsn end) {
 
 // Into the change topic and, through routing into 1,000 instances, the shape topic.
 double KafkaShapesDrain(const std::string& dsn, const std::string& slot, Lsn end) {
-  auto cluster = kafka::DevCluster::Start(3);
-  if (!cluster.ok()) throw std::runtime_error(cluster.status().ToString());
-  kafka::KafkaConfig config;
-  config.bootstrap_servers = (*cluster)->bootstrap_servers();
-  config.topic_prefix = "bench";
-  config.partitions = 8;
-  for (const std::string& topic : {config.ChangeTopic(), config.ShapeTopic()}) {
-    if (absl::Status s = (*cluster)->CreateTopic(topic, 8, 3); !s.ok()) {
-      throw std::runtime_error(s.ToString());
-    }
-  }
+  auto [cluster, config] = BenchCluster();
   auto change_sink = kafka::ChangeSink::Create(config, {{"public.bench", {"id"}}});
   if (!change_sink.ok()) throw std::runtime_error(change_sink.status().ToString());
   auto writer = kafka::ShapeTopicWriter::Create(config);
